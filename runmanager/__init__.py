@@ -1,0 +1,46 @@
+"""runmanager: hyperparameter sweeps for Keras, as namedtuple runs and pandas DataFrames.
+
+Example:
+    >>> from runmanager import RunBuilder
+    >>> RunBuilder.get_runs({"lr": [0.01, 0.001], "batch_size": [32]})
+    [Run(lr=0.01, batch_size=32), Run(lr=0.001, batch_size=32)]
+"""
+
+from __future__ import annotations
+
+from runmanager.errors import (
+    ColumnClashError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidGridError,
+    InvalidGridTypeError,
+    JournalError,
+    LifecycleError,
+    LogDirError,
+    MissingExtraError,
+    RunManagerError,
+    SweepError,
+)
+from runmanager.grid import RunBuilder
+from runmanager.storage import load_results, load_summary
+from runmanager.tracking import RunManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ColumnClashError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "InvalidGridError",
+    "InvalidGridTypeError",
+    "JournalError",
+    "LifecycleError",
+    "LogDirError",
+    "MissingExtraError",
+    "RunBuilder",
+    "RunManager",
+    "RunManagerError",
+    "SweepError",
+    "load_results",
+    "load_summary",
+]

@@ -1,0 +1,78 @@
+"""Every error runmanager raises, in one place.
+
+Each error subclasses :class:`RunManagerError` and the built-in exception it
+resembles, so callers can catch either::
+
+    try:
+        RunBuilder({"lr": 0.1})
+    except ValueError:        # or RunManagerError, or InvalidGridError
+        ...
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ColumnClashError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "InvalidGridError",
+    "InvalidGridTypeError",
+    "JournalError",
+    "LifecycleError",
+    "LogDirError",
+    "MissingExtraError",
+    "RunManagerError",
+    "SweepError",
+]
+
+
+class RunManagerError(Exception):
+    """Base class of every error raised by runmanager."""
+
+
+class InvalidArgumentError(RunManagerError, ValueError):
+    """An argument has a bad value (a negative batch size, an unknown executor)."""
+
+
+class InvalidArgumentTypeError(RunManagerError, TypeError):
+    """An argument has the wrong type (a ``train`` that is not callable, a str seed)."""
+
+
+class InvalidGridError(InvalidArgumentError):
+    """A parameter grid has a bad key or value (empty, duplicated, not a field name)."""
+
+
+class InvalidGridTypeError(InvalidArgumentTypeError):
+    """A parameter grid has a key or a value list of the wrong type."""
+
+
+class LifecycleError(RunManagerError, RuntimeError):
+    """A RunManager method was called out of order (``end_epoch`` before ``begin_epoch``)."""
+
+
+class ColumnClashError(RunManagerError, ValueError):
+    """Two columns of an epoch row would have the same name."""
+
+
+class LogDirError(RunManagerError, ValueError):
+    """A ``log_dir`` cannot be used: it is a file, not writable, or holds another sweep."""
+
+
+class JournalError(RunManagerError, ValueError):
+    """A journal file is corrupt in a way that cannot be skipped safely."""
+
+
+class SweepError(RunManagerError, RuntimeError):
+    """A sweep was stopped because something is systematically wrong."""
+
+
+class MissingExtraError(RunManagerError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+def missing_extra(package: str, extra: str, feature: str) -> MissingExtraError:
+    """Build the error for an optional dependency that is not installed."""
+    return MissingExtraError(
+        f"{feature} needs the {package!r} package, which is not installed. "
+        f'Install it with: pip install "runmanager[{extra}]"'
+    )

@@ -1,0 +1,167 @@
+"""Running a sweep: every run of a grid through the user's ``train`` function.
+
+The sequential executor runs them one after another in this process. Each run
+is recorded with a status: ``completed``, ``failed`` (``train`` raised; the
+sweep goes on), ``diverged`` (a loss became NaN/inf; training stopped at that
+epoch) or ``interrupted`` (Ctrl-C; the interrupt is re-raised after the files
+are made consistent).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError
+from runmanager.grid import as_run_builder
+from runmanager.naming import params_of, run_id
+
+if TYPE_CHECKING:
+    from runmanager.grid import RunBuilder
+    from runmanager.tracking import RunManager
+
+__all__ = ["EXECUTORS", "plan_runs", "run_sweep"]
+
+EXECUTORS = ("sequential",)
+#: Statuses of runs that a resumed sweep does not run again (failed/diverged: unless retried).
+_DONE = {"completed"}
+_FAILED = {"failed", "diverged"}
+
+
+def check_sweep_arguments(
+    train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any
+) -> None:
+    """Reject bad sweep arguments before any run starts."""
+    if not callable(train):
+        raise InvalidArgumentTypeError(
+            f"train must be a function train(run, callbacks), got {train!r}."
+        )
+    if executor not in EXECUTORS:
+        raise InvalidArgumentError(
+            f"Unknown executor {executor!r}; choose one of {', '.join(map(repr, EXECUTORS))}."
+        )
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise InvalidArgumentTypeError(f"seed must be an int or None, got {seed!r}.")
+    if (not isinstance(max_consecutive_failures, int) or isinstance(max_consecutive_failures, bool)
+            or max_consecutive_failures < 0):
+        raise InvalidArgumentError(
+            "max_consecutive_failures must be a non-negative int (0: never stop), "
+            f"got {max_consecutive_failures!r}."
+        )
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise InvalidArgumentError(f"workers must be a positive int, got {workers!r}.")
+
+
+def plan_runs(manager: RunManager, grid: RunBuilder, *, retry_failed: bool) -> Iterator[tuple[int, Any]]:
+    """``(run number, run)`` for each run still to do, lazily, in grid order.
+
+    A run already in the journal keeps its number; a new one takes the next free number.
+    """
+    results = manager._results
+    for run in grid:
+        record = results.by_id.get(run_id(params_of(run)))
+        if record is None:
+            yield results.next_number, run
+        elif record.status in _DONE or (record.status in _FAILED and not retry_failed):
+            continue
+        else:
+            yield record.number, run
+
+
+def clear_keras_session() -> None:
+    """Free the last run's graph and layers cheaply.
+
+    ``clear_session()``'s default ``gc.collect()`` grows slower with every run
+    (167 ms at run 1, 515 ms at run 60 measured with Keras 3.15), so it is skipped.
+    """
+    import keras
+
+    keras.backend.clear_session(free_memory=False)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend, so runs differ only by their params."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def run_one(manager: RunManager, train: Callable[..., Any], number: int, run: Any, seed: int | None) -> str:
+    """Run ``train`` for one run under ``manager``; return its status.
+
+    Exceptions from ``train`` are recorded, not raised; KeyboardInterrupt is
+    recorded as ``interrupted`` and raised again.
+    """
+    from runmanager.keras_callback import RunCallback
+
+    clear_keras_session()
+    if seed is not None:
+        seed_everything(seed)
+    manager._begin_run(run, number=number)
+    manager._owner = "sweep"
+    callback = RunCallback(manager, run, managed=True)
+    try:
+        train(run, [callback])
+    except KeyboardInterrupt:
+        manager._finish_run("interrupted", error="KeyboardInterrupt")
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad run must not kill the sweep
+        manager._finish_run("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return "failed"
+    if manager._epoch is not None:
+        manager._epoch = None  # a custom loop that began an epoch and never ended it
+    if manager.epoch_count == 0:
+        warnings.warn(
+            f"Run {number} {tuple(run)} recorded no epochs: train() must pass `callbacks` to "
+            "model.fit(), or drive them in a custom loop.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    status = "diverged" if manager.run_diverged else "completed"
+    manager._finish_run(status)
+    return status
+
+
+def run_sweep(
+    manager: RunManager,
+    train: Callable[..., Any],
+    params: Any,
+    *,
+    executor: str = "sequential",
+    workers: int | None = None,
+    resume: bool = False,
+    seed: int | None = None,
+    retry_failed: bool = False,
+    max_consecutive_failures: int = 3,
+    allow_grid_change: bool = False,
+) -> Any:
+    """The body of :meth:`RunManager.sweep`."""
+    check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers)
+    grid = as_run_builder(params)
+    if manager._run is not None:
+        raise SweepError(
+            f"sweep() was called while run {manager._run.number} is still going; call end_run() first."
+        )
+    manager._open(resume=resume, fields=grid.fields, allow_grid_change=allow_grid_change)
+    failures = 0
+    counts: dict[str, int] = {}
+    for number, run in plan_runs(manager, grid, retry_failed=retry_failed):
+        status = run_one(manager, train, number, run, seed)
+        counts[status] = counts.get(status, 0) + 1
+        failures = failures + 1 if status == "failed" else 0
+        if max_consecutive_failures and failures >= max_consecutive_failures:
+            error = manager._results.runs[number].error
+            raise SweepError(
+                f"The sweep stopped after {failures} failed runs in a row; the last one failed with "
+                f"{error}. Something is wrong for every run: check train() (tracebacks are in "
+                f"{os.fspath(manager.log_dir) + '/journal.jsonl' if manager.log_dir else 'm.summary()'}), "
+                "or pass max_consecutive_failures=0 to never stop."
+            )
+    if manager._table is not None:
+        done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to run"
+        where = f"; results in {manager.log_dir}" if manager.log_dir is not None else ""
+        manager._table.note(f"sweep finished: {done}{where}")
+    return manager.summary()
