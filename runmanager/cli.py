@@ -1,0 +1,126 @@
+"""The ``runmanager`` command: run the demo, and look at finished sweeps.
+
+    runmanager demo [--log-dir DIR] [--epochs N]
+    runmanager show LOG_DIR [--epochs]
+    runmanager best LOG_DIR --metric NAME [--mode min|max]
+    runmanager tensorboard LOG_DIR [--port N]
+
+Errors (a bad path, an unknown metric) are one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from runmanager.errors import RunManagerError
+
+__all__ = ["main"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from runmanager.analysis import best_run
+    from runmanager.demo import DEMO_PARAMS, load_digits_data, train_digits
+    from runmanager.tracking import RunManager
+
+    log_dir = Path(args.log_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    load_digits_data()  # fail fast, before Keras is imported, if scikit-learn is missing
+    grid_size = 1
+    for values in DEMO_PARAMS.values():
+        grid_size *= len(values)
+    print(f"Sweeping {grid_size} runs of a small MLP on scikit-learn's digits "
+          f"({args.epochs} epochs each); results go to {log_dir}/")
+    start = time.perf_counter()
+    manager = RunManager(log_dir)
+    summary = manager.sweep(functools.partial(train_digits, epochs=args.epochs), DEMO_PARAMS, seed=0)
+    manager.close()
+    best = best_run(summary, "val_accuracy")
+    params = ", ".join(f"{name}={best[name]}" for name in DEMO_PARAMS)
+    print(f"\nBest run: {int(best['run'])} ({params}) with val_accuracy {best['val_accuracy']:.4f}")
+    print(f"Files: {log_dir}/results.csv, results.json, summary.csv, summary.json, journal.jsonl")
+    print(f"Took {time.perf_counter() - start:.1f}s. Next: runmanager show {log_dir}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from runmanager.storage import load_results, load_summary
+
+    from runmanager.analysis import param_columns
+    from runmanager.display import format_frame
+
+    frame = load_results(args.log_dir) if args.epochs else load_summary(args.log_dir)
+    if "error" in frame.columns and frame["error"].isna().all():
+        frame = frame.drop(columns="error")
+    print(format_frame(frame, params=param_columns(frame)))
+    return 0
+
+
+def _best(args: argparse.Namespace) -> int:
+    from runmanager.analysis import best_run, default_mode, param_columns
+    from runmanager.display import format_frame
+    from runmanager.storage import load_summary
+
+    summary = load_summary(args.log_dir)
+    best = best_run(summary, args.metric, args.mode)
+    mode = args.mode or default_mode(args.metric)
+    print(f"Best run by {args.metric} ({mode}): run {int(best['run'])}")
+    row = summary.loc[[best.name]].drop(columns=["status", "error"])
+    print(format_frame(row, params=param_columns(summary)))
+    return 0
+
+
+def _tensorboard(args: argparse.Namespace) -> int:
+    from runmanager.tensorboard import serve
+
+    return serve(args.log_dir, port=args.port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runmanager", description="Hyperparameter sweeps for Keras, as tables you can read."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="run a real sweep on scikit-learn's digits (a minute or two)")
+    demo.add_argument("--log-dir", help="folder for the results (default: runs/demo-TIMESTAMP)")
+    demo.add_argument("--epochs", type=int, default=5, help="epochs per run (default: 5)")
+    demo.set_defaults(func=_demo)
+    show = commands.add_parser("show", help="print the per-run summary of a sweep")
+    show.add_argument("log_dir", help="a log_dir, or a results/summary .csv or .json")
+    show.add_argument("--epochs", action="store_true", help="print every epoch row instead")
+    show.set_defaults(func=_show)
+    best = commands.add_parser("best", help="print the best run by a metric")
+    best.add_argument("log_dir", help="a log_dir, or a summary .csv or .json")
+    best.add_argument("--metric", required=True, help="e.g. val_accuracy or val_loss")
+    best.add_argument("--mode", choices=("min", "max"), help="default: min for losses, else max")
+    best.set_defaults(func=_best)
+    board = commands.add_parser("tensorboard", help="start TensorBoard on 127.0.0.1 for a log_dir")
+    board.add_argument("log_dir")
+    board.add_argument("--port", type=int, default=0, help="default: a free port")
+    board.set_defaults(func=_tensorboard)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``runmanager`` command with ``argv``; return its exit code.
+
+    Example:
+        >>> main(["best", "runs/demo", "--metric", "val_accuracy"])  # doctest: +SKIP
+        0
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (RunManagerError, OSError) as exc:
+        print(f"runmanager: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("runmanager: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
