@@ -146,6 +146,8 @@ def run_sweep(
             f"sweep() was called while run {manager._run.number} is still going; call end_run() first."
         )
     manager._open(resume=resume, fields=grid.fields, allow_grid_change=allow_grid_change)
+    if manager._tensorboard is not None:
+        manager._tensorboard.set_grid(grid)
     failures = 0
     counts: dict[str, int] = {}
     for number, run in plan_runs(manager, grid, retry_failed=retry_failed):
