@@ -1,0 +1,84 @@
+"""Module-level training functions for the tests: real Keras models on a few hundred rows.
+
+Kept in a module of their own so that subprocesses and worker processes can import them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import time
+
+import numpy as np
+
+
+@functools.cache
+def data(rows: int = 240, features: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A small, learnable two-class problem, the same in every process."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, features)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int32")
+    return x, y
+
+
+def build_model(units: int = 8, learning_rate: float = 0.01):
+    import keras
+
+    model = keras.Sequential([
+        keras.Input((8,)),
+        keras.layers.Dense(units, activation="relu"),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def train(run, callbacks, epochs: int = 3):
+    """Fit a tiny MLP; ``run`` needs ``units`` and may have ``learning_rate`` and ``fail``."""
+    params = run._asdict()
+    if params.get("fail"):
+        raise RuntimeError(f"run asked to fail: {params['fail']}")
+    x, y = data()
+    model = build_model(params.get("units", 8), params.get("learning_rate", 0.01))
+    model.fit(x, y, epochs=params.get("epochs", epochs), batch_size=32, validation_split=0.25,
+              callbacks=callbacks, verbose=0)
+
+
+def train_no_fit(run, callbacks):
+    """Builds a model and never trains it."""
+    build_model()
+
+
+def train_slow(run, callbacks):
+    """Many short epochs, each ending with a pause: for kill and interrupt tests."""
+    x, y = data()
+    model = build_model(run.units)
+    pause = float(os.environ.get("RM_TEST_PAUSE", "0.02"))
+
+    import keras
+
+    class Pause(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(pause)
+
+    model.fit(x, y, epochs=run.epochs, batch_size=64, callbacks=[*callbacks, Pause()], verbose=0)
+
+
+def train_interrupt_at(run, callbacks):
+    """Raises KeyboardInterrupt (as Ctrl-C would) during epoch 2 of the run with units == 16."""
+    import keras
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if run.units == 16 and epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the signal arrives while "training"
+
+    x, y = data()
+    model = build_model(run.units)
+    model.fit(x, y, epochs=3, batch_size=32, callbacks=[*callbacks, CtrlC()], verbose=0)
