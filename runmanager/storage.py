@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runmanager.errors import JournalError, LogDirError
+from runmanager.errors import InvalidArgumentTypeError, JournalError, LogDirError
 
 __all__ = [
     "EXPORT_NAMES",
@@ -400,6 +400,10 @@ def _read_json_frame(path: Path) -> Any:
 def _load(path: str | os.PathLike[str], name: str, from_results: str) -> Any:
     import pandas as pd
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentTypeError(
+            f"load_{name} needs a path to a log_dir, a .csv or a .json file, got {path!r}."
+        )
     path = Path(path)
     if path.is_dir():
         journal = path / JOURNAL_NAME

@@ -1,0 +1,158 @@
+"""The journal and the exported files: torn lines, corrupt lines, atomic writes, changing columns."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import runmanager
+from runmanager import JournalError, LogDirError, RunManager, load_results, load_summary
+from runmanager.storage import Journal, atomic_write, read_journal
+
+
+def manual_sweep(log_dir, runs=({"units": 4}, {"units": 8}), epochs=2, metrics=("loss",)):
+    m = RunManager(log_dir, verbose=0)
+    for params in runs:
+        m.begin_run(params)
+        for epoch in range(epochs):
+            m.begin_epoch()
+            for name in metrics:
+                m.track(name, 1.0 / (epoch + 1))
+            m.end_epoch()
+        m.end_run()
+    m.close()
+    return m
+
+
+def test_torn_last_line_is_skipped_with_a_warning(tmp_path):
+    m = manual_sweep(tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    with open(journal, "a") as handle:
+        handle.write('{"type":"epoch","run":2,"ep')  # the process died mid-write
+    with pytest.warns(RuntimeWarning, match="skipped a torn last line"):
+        loaded = load_results(tmp_path)
+    pd.testing.assert_frame_equal(loaded, m.results)
+
+
+def test_appending_after_a_torn_line_cuts_it_first(tmp_path):
+    manual_sweep(tmp_path, runs=({"units": 4},))
+    journal = tmp_path / "journal.jsonl"
+    with open(journal, "a") as handle:
+        handle.write('{"type":"run_sta')
+    Journal(journal).write({"type": "sweep", "fields": ["units"]})
+    events = read_journal(journal)  # no warning: the torn text is gone
+    assert events[-1] == {"type": "sweep", "fields": ["units"]}
+    assert journal.read_text().count("run_sta") == 1
+
+
+def test_corrupt_line_in_the_middle_is_an_error_naming_file_and_line(tmp_path):
+    manual_sweep(tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    lines[2] = "{not json\n"
+    journal.write_text("".join(lines))
+    with pytest.raises(JournalError, match=rf"{journal}: line 3 is not valid JSON"):
+        load_results(tmp_path)
+
+
+def test_a_line_that_is_json_but_no_event_is_an_error(tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text('[1, 2]\n{"type": "sweep"}\n')
+    with pytest.raises(JournalError, match="line 1 is not a journal event"):
+        read_journal(journal)
+
+
+def test_a_failed_export_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    target = tmp_path / "results.csv"
+    target.write_text("old\n")
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_changing_columns_stay_aligned_under_one_header(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    for params, metrics in (({"units": 4}, ["loss"]), ({"units": 8, "dropout": 0.5}, ["loss", "auc"])):
+        m.begin_run(params)
+        m.begin_epoch()
+        for name in metrics:
+            m.track(name, 0.5)
+        m.end_epoch()
+        m.end_run()
+    expected = ["run", "epoch", "loss", "auc", "epoch_duration", "run_duration", "units", "dropout"]
+    assert list(m.results.columns) == expected
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert lines[0] == ",".join(expected)
+    first = lines[1].split(",")
+    assert first[3] == "" and first[7] == "" and first[6] == "4"  # missing, not shifted
+    csv = pd.read_csv(tmp_path / "results.csv")
+    assert csv["dropout"].isna().tolist() == [True, False] and csv["auc"].tolist()[1] == 0.5
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert records[0]["auc"] is None and records[1]["dropout"] == 0.5
+
+
+def test_json_export_is_strict_json_with_null_for_nan(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    m.begin_run({"units": 4})
+    m.begin_epoch()
+    m.track_loss(float("nan"), 1)
+    m.end_epoch()
+    m.end_run()
+
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    records = json.loads((tmp_path / "results.json").read_text(), parse_constant=refuse)
+    assert records[0]["loss"] is None
+    assert load_summary(tmp_path)["status"].tolist() == ["diverged"]
+
+
+def _file(name, text):
+    def make(folder):
+        (folder / name).write_text(text)
+        return folder / name
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda p: p / "missing", r"does not exist"),
+        (lambda p: p, r"holds no runmanager results"),
+        (_file("x.txt", ""), r"give a log_dir, a .csv or a .json"),
+        (_file("x.json", "{bad"), r"x.json is not valid JSON"),
+        (_file("y.json", '{"a": 1}'), r"y.json is not a JSON list of records"),
+    ],
+)
+def test_load_results_errors_name_the_path(tmp_path, make, match):
+    with pytest.raises(LogDirError, match=match):
+        load_results(make(tmp_path))
+
+
+def test_load_results_of_a_non_path_is_a_type_error():
+    with pytest.raises(TypeError, match="load_results needs a path"):
+        load_results(3)
+
+
+def test_load_results_of_a_folder_with_only_exports(tmp_path):
+    manual_sweep(tmp_path)
+    (tmp_path / "journal.jsonl").unlink()
+    assert load_results(tmp_path)["run"].tolist() == [1, 1, 2, 2]
+    assert load_summary(tmp_path)["status"].tolist() == ["completed", "completed"]
+
+
+def test_loading_never_uses_pickle_or_eval():
+    source = "".join(p.read_text() for p in Path(runmanager.__file__).parent.glob("*.py"))
+    for forbidden in ("import pickle", "pickle.load", "eval(", "exec(", "read_pickle"):
+        assert forbidden not in source
