@@ -24,6 +24,8 @@ RESERVED_NAMES = frozenset(
     {"run", "epoch", "epoch_duration", "run_duration", "status", "epochs", "error", "run_id"}
 )
 
+_RENAMES = {"epochs": "num_epochs", "epoch": "num_epochs", "run": "trial"}
+
 # Above this many runs a filtered sample draws at random instead of scanning.
 _SCAN_LIMIT = 1_000_000
 
@@ -96,7 +98,8 @@ def _check_name(name: Any, key: Any) -> str:
     if name in RESERVED_NAMES:
         raise InvalidGridError(
             f"Parameter name {name!r} is a column runmanager writes itself "
-            f"({', '.join(sorted(RESERVED_NAMES))}); rename the parameter (e.g. {name + '_'!r})."
+            f"({', '.join(sorted(RESERVED_NAMES))}); rename the parameter "
+            f"(e.g. {_RENAMES.get(name, name + '_')!r})."
         )
     return name
 

@@ -45,7 +45,7 @@ def train(run, callbacks, epochs: int = 3):
         raise RuntimeError(f"run asked to fail: {params['fail']}")
     x, y = data()
     model = build_model(params.get("units", 8), params.get("learning_rate", 0.01))
-    model.fit(x, y, epochs=params.get("epochs", epochs), batch_size=32, validation_split=0.25,
+    model.fit(x, y, epochs=params.get("num_epochs", epochs), batch_size=32, validation_split=0.25,
               callbacks=callbacks, verbose=0)
 
 
@@ -66,7 +66,7 @@ def train_slow(run, callbacks):
         def on_epoch_end(self, epoch, logs=None):
             time.sleep(pause)
 
-    model.fit(x, y, epochs=run.epochs, batch_size=64, callbacks=[*callbacks, Pause()], verbose=0)
+    model.fit(x, y, epochs=run.num_epochs, batch_size=64, callbacks=[*callbacks, Pause()], verbose=0)
 
 
 def train_interrupt_at(run, callbacks):
