@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``runmanager`` command with ``argv``; return its exit code.
 
     Example:
-        >>> main(["best", "runs/demo", "--metric", "val_accuracy"])  # doctest: +SKIP
+        main(["best", "runs/demo", "--metric", "val_accuracy"])
         0
     """
     args = _parser().parse_args(argv)

@@ -59,7 +59,7 @@ def train_digits(run: Any, callbacks: list[Any], epochs: int = DEMO_EPOCHS) -> A
     """Train the digits MLP for one run of the demo grid.
 
     Example:
-        >>> m.sweep(train_digits, DEMO_PARAMS)  # doctest: +SKIP
+        m.sweep(train_digits, DEMO_PARAMS)
     """
     x, y = load_digits_data()
     model = build_model(run.units, run.learning_rate)

@@ -76,9 +76,9 @@ class LiveTable:
     Example:
         >>> table = LiveTable()
         >>> table.add({"run": 1, "epoch": 1, "loss": 0.5, "epoch_duration": 0.25})
-        run    epoch    loss    epoch_duration
-        -----  -------  ------  ----------------
-          1        1    0.5000             0.25s
+          run    epoch        loss    epoch_duration
+        -----  -------  ----------  ----------------
+            1        1      0.5000             0.25s
     """
 
     def __init__(self, stream: TextIO | None = None, *, jupyter: bool | None = None) -> None:

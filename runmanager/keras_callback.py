@@ -27,7 +27,7 @@ class RunCallback(keras.callbacks.Callback):
     ``train`` may call ``fit`` several times and the epochs keep counting.
 
     Example:
-        >>> model.fit(x, y, epochs=3, callbacks=[m.callback(run)], verbose=0)  # doctest: +SKIP
+        model.fit(x, y, epochs=3, callbacks=[m.callback(run)], verbose=0)
     """
 
     def __init__(self, manager: RunManager, run: Any, *, managed: bool = False) -> None:
@@ -50,7 +50,8 @@ class RunCallback(keras.callbacks.Callback):
         manager = self.manager
         if manager._run is not None and isinstance(manager._owner, RunCallback):
             # The fit() of an earlier callback raised, so its on_train_end never came.
-            manager._finish_run("failed", error="fit() raised before the run ended")
+            manager._ending = ("failed", "fit() raised before the run ended", None)
+            manager.end_run()
         manager.begin_run(self.run, model=self.model)
         manager._owner = self
 

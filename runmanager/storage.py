@@ -252,7 +252,7 @@ def read_journal(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     the file and line.
 
     Example:
-        >>> events = read_journal("runs/digits/journal.jsonl")  # doctest: +SKIP
+        events = read_journal("runs/digits/journal.jsonl")
     """
     path = Path(path)
     events: list[dict[str, Any]] = []
@@ -301,7 +301,7 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> None:
     """Replace ``path`` with ``text`` all at once: readers see the old file or the new one.
 
     Example:
-        >>> atomic_write("results.csv", "run,epoch\\n")  # doctest: +SKIP
+        atomic_write("results.csv", "run,epoch\\n")
     """
     path = Path(path)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -431,8 +431,8 @@ def load_results(path: str | os.PathLike[str]) -> Any:
     or evaluated.
 
     Example:
-        >>> df = load_results("runs/digits")  # doctest: +SKIP
-        >>> df.groupby("run")["val_accuracy"].max()  # doctest: +SKIP
+        df = load_results("runs/digits")
+        df.groupby("run")["val_accuracy"].max()
     """
     return _load(path, RESULTS_NAME, "frame")
 
@@ -441,6 +441,6 @@ def load_summary(path: str | os.PathLike[str]) -> Any:
     """Read the per-run summary back from a log_dir, a ``summary.csv`` or a ``summary.json``.
 
     Example:
-        >>> load_summary("runs/digits")[["run", "status", "epochs"]]  # doctest: +SKIP
+        load_summary("runs/digits")[["run", "status", "epochs"]]
     """
     return _load(path, SUMMARY_NAME, "summary")

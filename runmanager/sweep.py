@@ -100,16 +100,19 @@ def run_one(manager: RunManager, train: Callable[..., Any], number: int, run: An
     clear_keras_session()
     if seed is not None:
         seed_everything(seed)
-    manager._begin_run(run, number=number)
+    manager._assigned_number = number
+    manager.begin_run(run)
     manager._owner = "sweep"
     callback = RunCallback(manager, run, managed=True)
     try:
         train(run, [callback])
     except KeyboardInterrupt:
-        manager._finish_run("interrupted", error="KeyboardInterrupt")
+        manager._ending = ("interrupted", "KeyboardInterrupt", None)
+        manager.end_run()
         raise
     except Exception as exc:  # noqa: BLE001 - one bad run must not kill the sweep
-        manager._finish_run("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        manager._ending = ("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        manager.end_run()
         return "failed"
     if manager._epoch is not None:
         manager._epoch = None  # a custom loop that began an epoch and never ended it
@@ -121,7 +124,7 @@ def run_one(manager: RunManager, train: Callable[..., Any], number: int, run: An
             stacklevel=2,
         )
     status = "diverged" if manager.run_diverged else "completed"
-    manager._finish_run(status)
+    manager.end_run()
     return status
 
 

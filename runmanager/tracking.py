@@ -131,6 +131,8 @@ class RunManager:
         self._run: _ActiveRun | None = None
         self._epoch: _ActiveEpoch | None = None
         self._owner: Any = None  # what began the current run: a callback, the sweep, or the user
+        self._assigned_number: int | None = None  # set by a sweep just before begin_run()
+        self._ending: tuple[str, str | None, str | None] | None = None  # set by a sweep before end_run()
         self._table = LiveTable() if self.verbose else None
         self._tensorboard: Any = None
         if tensorboard:
@@ -186,11 +188,39 @@ class RunManager:
     def begin_run(self, run: Any, model: Any = None) -> None:
         """Start a run with these params (a ``Run`` namedtuple or a mapping).
 
+        Subclasses may override it, calling ``super().begin_run(run, model)``;
+        sweeps call it for every run too.
+
         Raises:
             LifecycleError: a run is still going; call ``end_run()`` first.
             LogDirError: ``log_dir`` already holds runs of an earlier sweep.
         """
-        self._begin_run(run, model)
+        if self._run is not None:
+            raise LifecycleError(
+                f"begin_run() was called while run {self._run.number} is still going; "
+                "call end_run() first."
+            )
+        params = params_of(run)
+        for name in params:
+            if name in RESERVED_NAMES:
+                raise ColumnClashError(
+                    f"Parameter {name!r} has the name of a column runmanager writes; rename it."
+                )
+        self._open()
+        # A sweep assigns the number (a resumed run keeps its own); otherwise the next free one.
+        number, self._assigned_number = self._assigned_number or self._results.next_number, None
+        self.run_count = number
+        self.epoch_count = 0
+        self.run_params = run
+        self.model = model
+        self._run = _ActiveRun(number, run_id(params), params, time.perf_counter())
+        self._emit({
+            "type": "run_start",
+            "run": number,
+            "run_id": self._run.run_id,
+            "params": jsonable(params),
+            "time": time.time(),
+        })
 
     def begin_epoch(self) -> None:
         """Start an epoch of the current run."""
@@ -328,15 +358,22 @@ class RunManager:
                 )
 
     def end_run(self) -> None:
-        """Finish the current run: ``completed``, or ``diverged`` if a loss became NaN/inf."""
+        """Finish the current run: ``completed``, or ``diverged`` if a loss became NaN/inf.
+
+        Subclasses may override it, calling ``super().end_run()``; sweeps call it
+        at the end of every run, whatever its status.
+        """
         if self._run is None:
             raise LifecycleError("end_run() was called before begin_run(); start a run first.")
-        if self._epoch is not None:
-            raise LifecycleError(
-                f"end_run() was called while epoch {self.epoch_count} is still going; "
-                "call end_epoch() first."
-            )
-        self._finish_run("diverged" if self._run.diverged else "completed")
+        ending, self._ending = self._ending, None
+        if ending is None:
+            if self._epoch is not None:
+                raise LifecycleError(
+                    f"end_run() was called while epoch {self.epoch_count} is still going; "
+                    "call end_epoch() first."
+                )
+            ending = ("diverged" if self._run.diverged else "completed", None, None)
+        self._finish_run(*ending)
 
     # ------------------------------------------------------------------------------
     # Keras
@@ -346,7 +383,7 @@ class RunManager:
         training begins, records every epoch's logs, and ends the run when training ends.
 
         Example:
-            >>> model.fit(x, y, epochs=3, callbacks=[m.callback(run)])  # doctest: +SKIP
+            model.fit(x, y, epochs=3, callbacks=[m.callback(run)])
         """
         from runmanager.keras_callback import RunCallback
 
@@ -395,10 +432,10 @@ class RunManager:
                 names differ from the journal's.
 
         Example:
-            >>> def train(run, callbacks):  # doctest: +SKIP
-            ...     model = build_model(run)
-            ...     model.fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
-            >>> m.sweep(train, {"units": [16, 32]}, seed=0)  # doctest: +SKIP
+            def train(run, callbacks):
+                model = build_model(run)
+                model.fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
+            m.sweep(train, {"units": [16, 32]}, seed=0)
         """
         from runmanager.sweep import run_sweep
 
@@ -422,8 +459,7 @@ class RunManager:
         """Write the epoch rows to ``name.csv`` and ``name.json`` (a JSON list of records).
 
         Example:
-            >>> m.save("results")  # doctest: +SKIP
-            (PosixPath('results.csv'), PosixPath('results.json'))
+            m.save("results")  # results.csv and results.json in the current folder
         """
         return write_frame(self.results, name)
 
@@ -458,7 +494,7 @@ class RunManager:
         has_runs = any(e["type"] == "run_start" for e in events)
         if has_runs and self.overwrite:
             self._remove_old_files()
-            events = []
+            events, has_runs = [], False
         elif has_runs and not resume:
             runs = len({e["run"] for e in events if e["type"] == "run_start"})
             raise LogDirError(
@@ -491,33 +527,6 @@ class RunManager:
         shutil.rmtree(self.log_dir / TENSORBOARD_DIR, ignore_errors=True)
         if self._tensorboard is not None:
             self._tensorboard.reset()
-
-    def _begin_run(self, run: Any, model: Any = None, number: int | None = None) -> None:
-        if self._run is not None:
-            raise LifecycleError(
-                f"begin_run() was called while run {self._run.number} is still going; "
-                "call end_run() first."
-            )
-        params = params_of(run)
-        for name in params:
-            if name in RESERVED_NAMES:
-                raise ColumnClashError(
-                    f"Parameter {name!r} has the name of a column runmanager writes; rename it."
-                )
-        self._open()
-        number = self._results.next_number if number is None else number
-        self.run_count = number
-        self.epoch_count = 0
-        self.run_params = run
-        self.model = model
-        self._run = _ActiveRun(number, run_id(params), params, time.perf_counter())
-        self._emit({
-            "type": "run_start",
-            "run": number,
-            "run_id": self._run.run_id,
-            "params": jsonable(params),
-            "time": time.time(),
-        })
 
     def _finish_run(self, status: str, error: str | None = None, traceback: str | None = None) -> None:
         """End the current run with ``status``; an epoch still open is dropped, not recorded."""

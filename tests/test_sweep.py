@@ -178,7 +178,7 @@ def test_resume_reruns_an_unfinished_run_from_its_start_without_duplicate_epochs
     m = RunManager(tmp_path, verbose=0)
     m.sweep(training.train, {"units": [4], "learning_rate": [0.05]})
     run = RunBuilder(GRID)[1]
-    m._begin_run(run)
+    m.begin_run(run)
     m.begin_epoch()
     m.track_loss(9.0, 1)
     m.end_epoch()
@@ -213,6 +213,37 @@ def test_resume_with_other_parameter_names_is_refused_unless_allowed(tmp_path):
     assert (tmp_path / "journal.jsonl").read_bytes() == journal
     summary = sweep(tmp_path, GRID, resume=True, allow_grid_change=True)
     assert len(summary) == 5
+
+
+def test_overwrite_replaces_an_earlier_sweep(tmp_path):
+    sweep(tmp_path, {"units": [4, 8]})
+    m = RunManager(tmp_path, verbose=0, overwrite=True)
+    summary = m.sweep(training.train, {"units": [16], "learning_rate": [0.05]})
+    assert summary["units"].tolist() == [16]
+    assert load_summary(tmp_path)[["run", "units", "learning_rate"]].values.tolist() == [[1, 16, 0.05]]
+
+
+class Lifecycle(RunManager):
+    """A subclass that hooks the lifecycle methods, as research code does."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def begin_run(self, run, model=None):
+        self.calls.append(("begin_run", run.units))
+        super().begin_run(run, model)
+
+    def end_run(self):
+        self.calls.append(("end_run", self.run_count))
+        super().end_run()
+
+
+def test_a_sweep_calls_the_lifecycle_methods_of_a_subclass_for_every_status(tmp_path):
+    m = Lifecycle(tmp_path, verbose=0)
+    summary = m.sweep(training.train, [{"units": [4]}, {"units": [8], "fail": ["x"]}])
+    assert summary["status"].tolist() == ["completed", "failed"]
+    assert m.calls == [("begin_run", 4), ("end_run", 1), ("begin_run", 8), ("end_run", 2)]
 
 
 def test_sweeping_into_a_used_log_dir_without_resume_is_refused(tmp_path):
