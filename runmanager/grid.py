@@ -64,7 +64,8 @@ def _domain_values(name: str, domain: Any, points: int | None) -> tuple[Any, ...
     if points == 1:
         return (low,)
     step = (high - low) / (points - 1)
-    values = [low + i * step for i in range(points - 1)] + [high]
+    # Rounded to 12 significant digits, so 0.1 + 0.05 shows as 0.15, not 0.15000000000000002.
+    values = [float(f"{low + i * step:.12g}") for i in range(points - 1)] + [high]
     if kind == "IntInterval":
         values = [int(round(v)) for v in values]
     return tuple(dict.fromkeys(values))

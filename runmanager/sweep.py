@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EXECUTORS", "plan_runs", "run_sweep"]
 
-EXECUTORS = ("sequential",)
+EXECUTORS = ("sequential", "processes", "ray")
 #: Statuses of runs that a resumed sweep does not run again (failed/diverged: unless retried).
 _DONE = {"completed"}
 _FAILED = {"failed", "diverged"}
@@ -59,12 +59,20 @@ def plan_runs(manager: RunManager, grid: RunBuilder, *, retry_failed: bool) -> I
     """``(run number, run)`` for each run still to do, lazily, in grid order.
 
     A run already in the journal keeps its number; a new one takes the next free number.
+    A run that appears twice in the grid (a union of grids can repeat one) runs once.
     """
     results = manager._results
+    next_number = results.next_number
+    seen: set[str] = set()
     for run in grid:
-        record = results.by_id.get(run_id(params_of(run)))
+        rid = run_id(params_of(run))
+        if rid in seen:
+            continue
+        seen.add(rid)
+        record = results.by_id.get(rid)
         if record is None:
-            yield results.next_number, run
+            yield next_number, run
+            next_number += 1
         elif record.status in _DONE or (record.status in _FAILED and not retry_failed):
             continue
         else:
@@ -140,20 +148,52 @@ def run_sweep(
     retry_failed: bool = False,
     max_consecutive_failures: int = 3,
     allow_grid_change: bool = False,
+    max_runs_per_worker: int = 100,
+    gpus: list[int | str] | None = None,
+    ray_address: str | None = None,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+    tensorboard: bool = False,
 ) -> Any:
     """The body of :meth:`RunManager.sweep`."""
+    from runmanager.executors import check_parallel_arguments, run_parallel
+
     check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers)
+    check_parallel_arguments(max_runs_per_worker, gpus, num_cpus, num_gpus)
     grid = as_run_builder(params)
     if manager._run is not None:
         raise SweepError(
             f"sweep() was called while run {manager._run.number} is still going; call end_run() first."
         )
     manager._open(resume=resume, fields=grid.fields, allow_grid_change=allow_grid_change)
+    if tensorboard:
+        manager._enable_tensorboard()
     if manager._tensorboard is not None:
         manager._tensorboard.set_grid(grid)
+    plan = plan_runs(manager, grid, retry_failed=retry_failed)
+    if executor == "sequential":
+        counts = run_sequential(manager, train, plan, seed=seed, max_consecutive_failures=max_consecutive_failures)
+    else:
+        counts = run_parallel(
+            manager, train, plan, grid.fields, executor=executor, workers=workers, seed=seed,
+            max_consecutive_failures=max_consecutive_failures, max_runs_per_worker=max_runs_per_worker,
+            gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
+        )
+    if manager._table is not None:
+        done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to run"
+        where = f"; results in {manager.log_dir}" if manager.log_dir is not None else ""
+        manager._table.note(f"sweep finished: {done}{where}")
+    return manager.summary()
+
+
+def run_sequential(
+    manager: RunManager, train: Callable[..., Any], plan: Iterator[tuple[int, Any]], *,
+    seed: int | None, max_consecutive_failures: int,
+) -> dict[str, int]:
+    """Run the planned runs one after another in this process; return counts by status."""
     failures = 0
     counts: dict[str, int] = {}
-    for number, run in plan_runs(manager, grid, retry_failed=retry_failed):
+    for number, run in plan:
         status = run_one(manager, train, number, run, seed)
         counts[status] = counts.get(status, 0) + 1
         failures = failures + 1 if status == "failed" else 0
@@ -165,8 +205,4 @@ def run_sweep(
                 f"{os.fspath(manager.log_dir) + '/journal.jsonl' if manager.log_dir else 'm.summary()'}), "
                 "or pass max_consecutive_failures=0 to never stop."
             )
-    if manager._table is not None:
-        done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to run"
-        where = f"; results in {manager.log_dir}" if manager.log_dir is not None else ""
-        manager._table.note(f"sweep finished: {done}{where}")
-    return manager.summary()
+    return counts

@@ -265,7 +265,7 @@ class TensorBoardWriter:
         write the ``hparams_config``.
 
         Example:
-            >>> writer.set_grid(RunBuilder({"lr": [0.1, 0.01]}))  # doctest: +SKIP
+            writer.set_grid(RunBuilder({"lr": [0.1, 0.01]}))
         """
         user_hparams = dict(getattr(grid, "hparams", {}) or {})
         for name in grid.fields:
@@ -377,7 +377,7 @@ class TensorBoardWriter:
         """Write one RunManager event (``run_start``, ``epoch``, ``run_end``) of run ``record``.
 
         Example:
-            >>> writer.write({"type": "epoch", "run": 1, "epoch": 1, "metrics": {"loss": 0.5}}, record)  # doctest: +SKIP
+            writer.write({"type": "epoch", "run": 1, "epoch": 1, "metrics": {"loss": 0.5}}, record)
         """
         kind = event.get("type")
         if kind == "run_start":
@@ -476,9 +476,7 @@ def serve(log_dir: str | os.PathLike[str], port: int = 0) -> int:
         InvalidArgumentError: the port is out of range or TensorBoard cannot listen on it.
 
     Example:
-        >>> serve("runs/digits")  # doctest: +SKIP
-        TensorBoard for runs/digits/tensorboard at http://127.0.0.1:43127/ (press Ctrl-C to quit)
-        0
+        serve("runs/digits")  # prints "TensorBoard for ... at http://127.0.0.1:PORT/"; 0 after Ctrl-C
     """
     from runmanager.tracking import TENSORBOARD_DIR
 

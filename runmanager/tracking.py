@@ -133,14 +133,20 @@ class RunManager:
         self._owner: Any = None  # what began the current run: a callback, the sweep, or the user
         self._assigned_number: int | None = None  # set by a sweep just before begin_run()
         self._ending: tuple[str, str | None, str | None] | None = None  # set by a sweep before end_run()
+        self._sink: Callable[[Mapping[str, Any]], None] | None = None  # in a worker: sends events to the driver
         self._table = LiveTable() if self.verbose else None
         self._tensorboard: Any = None
         if tensorboard:
-            if self.log_dir is None:
-                raise LogDirError("tensorboard=True needs a log_dir to write the event files into.")
-            from runmanager.tensorboard import TensorBoardWriter
+            self._enable_tensorboard()
 
-            self._tensorboard = TensorBoardWriter(self.log_dir / TENSORBOARD_DIR)
+    def _enable_tensorboard(self) -> None:
+        if self._tensorboard is not None:
+            return
+        if self.log_dir is None:
+            raise LogDirError("tensorboard=True needs a log_dir to write the event files into.")
+        from runmanager.tensorboard import TensorBoardWriter
+
+        self._tensorboard = TensorBoardWriter(self.log_dir / TENSORBOARD_DIR)
 
     # ------------------------------------------------------------------------------
     # State, as in the original RunManager
@@ -414,6 +420,12 @@ class RunManager:
         retry_failed: bool = False,
         max_consecutive_failures: int = 3,
         allow_grid_change: bool = False,
+        max_runs_per_worker: int = 100,
+        gpus: list[int | str] | None = None,
+        ray_address: str | None = None,
+        num_cpus: float = 1,
+        num_gpus: float = 0,
+        tensorboard: bool = False,
     ) -> Any:
         """Run ``train(run, callbacks)`` for every run of ``params``; return :meth:`summary`.
 
@@ -421,7 +433,10 @@ class RunManager:
             train: a module-level function that builds and fits a model for one
                 run, passing ``callbacks`` to ``fit``.
             params: anything :class:`RunBuilder` takes, or a RunBuilder.
-            executor: ``"sequential"``.
+            executor: ``"sequential"`` (this process), ``"processes"`` (local
+                worker processes) or ``"ray"`` (actors on a Ray cluster).
+            workers: how many runs at once with ``"processes"`` or ``"ray"``;
+                default: one per visible GPU, else one per CPU core.
             resume: skip runs already completed in ``log_dir`` (matched by their
                 params) and rerun the rest.
             seed: seed Python, NumPy and Keras before every run.
@@ -430,6 +445,16 @@ class RunManager:
                 in a row (0: never stop).
             allow_grid_change: with ``resume``, accept a grid whose parameter
                 names differ from the journal's.
+            max_runs_per_worker: replace a worker process after this many runs,
+                so memory stays flat over a long sweep.
+            gpus: GPU ids for ``"processes"`` workers, one per worker in turn,
+                each worker seeing only its own; default: every visible GPU;
+                ``[]``: hide the GPUs from the workers.
+            ray_address: the Ray cluster to join; default: the running one, or
+                a local Ray started for the sweep.
+            num_cpus, num_gpus: Ray resources per worker (per concurrent run).
+            tensorboard: also write TensorBoard data for this sweep, as
+                ``RunManager(..., tensorboard=True)`` does.
 
         Example:
             def train(run, callbacks):
@@ -450,6 +475,12 @@ class RunManager:
             retry_failed=retry_failed,
             max_consecutive_failures=max_consecutive_failures,
             allow_grid_change=allow_grid_change,
+            max_runs_per_worker=max_runs_per_worker,
+            gpus=gpus,
+            ray_address=ray_address,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            tensorboard=tensorboard,
         )
 
     # ------------------------------------------------------------------------------
@@ -471,6 +502,22 @@ class RunManager:
         if self._tensorboard is not None:
             self._tensorboard.close()
         self._opened = False
+
+    # Driver-only state stays behind when a manager is sent to a worker process.
+    _DRIVER_ONLY = ("_journal", "_table", "_tensorboard", "_results", "_sink", "_run", "_epoch", "model",
+                    "_owner", "run_params")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in self._DRIVER_ONLY}
+        state.update(log_dir=None, verbose=0, _opened=False)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.update(
+            _journal=None, _table=None, _tensorboard=None, _results=Results(), _sink=None, _run=None,
+            _epoch=None, model=None, _owner=None, run_params=None,
+        )
 
     def __enter__(self) -> RunManager:
         return self
@@ -553,6 +600,18 @@ class RunManager:
             self._journal.write(event)
 
     def _emit(self, event: Mapping[str, Any]) -> None:
+        """Send one event where it belongs: to the driver from a worker, else record it here."""
+        if self._sink is None:
+            self._record(event)
+            return
+        # In a worker: keep only the current run's state, and send the event to the driver.
+        self._results.apply(event)
+        self._sink(event)
+        if event["type"] == "run_end":
+            record = self._results.runs.pop(event["run"])
+            self._results.by_id.pop(record.run_id, None)
+
+    def _record(self, event: Mapping[str, Any]) -> None:
         """Record one event: memory, journal, table, TensorBoard, and files after a run."""
         self._results.apply(event)
         self._write_event(event)

@@ -117,6 +117,8 @@ def test_from_hparams_with_points():
     assert grid.values_of("dropout") == [0.0, 0.25, 0.5]
     assert grid.values_of("layers") == [1, 2, 4] or grid.values_of("layers") == [1, 3, 4]
     assert len(grid) == 9
+    assert RunBuilder.from_hparams([hp.HParam("d", hp.RealInterval(0.1, 0.2))], points=3).values_of("d") == [
+        0.1, 0.15, 0.2]
     default = RunBuilder.from_hparams([hp.HParam("dropout", hp.RealInterval(0.1, 0.2))])
     assert default.values_of("dropout") == [0.1, 0.2]
 

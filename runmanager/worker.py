@@ -1,0 +1,79 @@
+"""What runs inside a worker: a local process or a Ray actor.
+
+A worker imports the Keras backend once and runs many runs. It holds a copy of
+the user's RunManager (its subclass, so ``extra_columns`` runs beside the
+model) whose events go to the driver instead of to files: the driver alone
+writes the journal, the exports and TensorBoard, and prints the table.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import signal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["RunActor", "WorkerSetup", "configure_environment", "process_main"]
+
+
+def configure_environment(threads: int | None, gpu: str | None) -> None:
+    """Thread counts and GPU visibility for this process; must run before TensorFlow is imported.
+
+    Args:
+        threads: intra-op threads, so that N workers do not oversubscribe the cores.
+        gpu: the GPU ids this worker may see (``"0"``, ``""`` for none); ``None`` leaves them as they are.
+    """
+    if threads is not None:
+        for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+            os.environ[name] = str(threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = "1" if threads == 1 else "2"
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
+class WorkerSetup:
+    """The pickled manager, train function and grid fields, restored in a worker."""
+
+    def __init__(self, payload: bytes, send: Callable[[Mapping[str, Any]], None]) -> None:
+        manager, self.train, fields, self.seed = pickle.loads(payload)
+        manager._sink = send
+        self.manager = manager
+        self.run_type = collections.namedtuple("Run", fields)  # type: ignore[misc]
+
+    def run(self, number: int, params: Mapping[str, Any]) -> str:
+        from runmanager.sweep import run_one
+
+        return run_one(self.manager, self.train, number, self.run_type(**params), self.seed)
+
+
+def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
+                 threads: int | None, gpu: str | None) -> None:
+    """The loop of a local worker process: take (number, params) tasks until ``None``."""
+    # Ctrl-C reaches the whole process group; the driver alone decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_environment(threads, gpu)
+    setup = WorkerSetup(payload, lambda event: events.put(("event", slot, generation, event)))
+    while (task := tasks.get()) is not None:
+        number, params = task
+        status = setup.run(number, params)
+        events.put(("done", slot, generation, (number, status)))
+
+
+class RunActor:
+    """A long-lived Ray actor running many runs; events go to the driver through a Ray queue."""
+
+    def __init__(self, slot: int, generation: int, payload: bytes, queue: Any, threads: int | None) -> None:
+        configure_environment(threads, None)  # Ray itself assigns GPUs to actors that ask for them
+        self.slot, self.generation, self.queue = slot, generation, queue
+        self.setup = WorkerSetup(payload, lambda event: queue.put(("event", slot, generation, event)))
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def run(self, number: int, params: Mapping[str, Any]) -> str:
+        status = self.setup.run(number, params)
+        # Through the same queue as the events, so the driver sees them all before "done".
+        self.queue.put(("done", self.slot, self.generation, (number, status)))
+        return status
