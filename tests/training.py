@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 
+from runmanager import RunManager
+
 
 @functools.cache
 def data(rows: int = 240, features: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -82,3 +84,28 @@ def train_interrupt_at(run, callbacks):
     x, y = data()
     model = build_model(run.units)
     model.fit(x, y, epochs=3, batch_size=32, callbacks=[*callbacks, CtrlC()], verbose=0)
+
+
+def train_exit_on_units_8(run, callbacks):
+    """The worker process dies (as on out-of-memory) during epoch 2 of the run with units == 8."""
+    import keras
+
+    class Die(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if run.units == 8 and epoch == 1:
+                os._exit(3)
+
+    x, y = data()
+    model = build_model(run.units)
+    model.fit(x, y, epochs=3, batch_size=32, callbacks=[*callbacks, Die()], verbose=0)
+
+
+class WorkerInfoManager(RunManager):
+    """A RunManager subclass recording which process ran the epoch, and what it was allowed to use."""
+
+    def extra_columns(self):
+        return {
+            "pid": os.getpid(),
+            "cuda": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+            "threads": os.environ.get("TF_NUM_INTRAOP_THREADS", "unset"),
+        }

@@ -1,0 +1,193 @@
+"""Parallel sweeps on worker processes and on a real local Ray: same rows, faults, recycling, resume."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import psutil
+import pytest
+import training
+
+from runmanager import InvalidArgumentTypeError, MissingExtraError, RunManager, load_results, load_summary
+
+GRID = {"units": [4, 8], "learning_rate": [0.05, 0.1]}
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal params, epochs and statuses; metrics within a small tolerance."""
+    assert list(a.columns) == list(b.columns)
+    exact = [c for c in a.columns if a[c].dtype.kind not in "f" or c in ("units", "learning_rate")]
+    exact = [c for c in exact if not c.endswith("duration")]
+    pd.testing.assert_frame_equal(a[exact], b[exact], check_dtype=False)
+    metrics = [c for c in a.columns if c not in exact and not c.endswith("duration") and c not in ("run_duration",)]
+    for column in metrics:
+        assert a[column].tolist() == pytest.approx(b[column].tolist(), rel=1e-3, abs=1e-4, nan_ok=True), column
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("sequential")
+    m = RunManager(log_dir, verbose=0)
+    m.sweep(training.train, GRID, seed=0)
+    return load_results(log_dir), load_summary(log_dir)
+
+
+def test_processes_give_the_same_rows_as_sequential(tmp_path, sequential, capsys):
+    m = training.WorkerInfoManager(tmp_path, verbose=1)
+    summary = m.sweep(training.train, GRID, executor="processes", workers=2, seed=0)
+    results = load_results(tmp_path)
+    same_rows(results.drop(columns=["pid", "cuda", "threads"]), sequential[0])
+    same_rows(summary.drop(columns=["pid", "cuda", "threads"]), sequential[1])
+    pd.testing.assert_frame_equal(m.results, results)
+    # Two workers ran the runs, not the driver; each limited to its share of the cores.
+    pids = set(results["pid"])
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert set(results["threads"]) == {str(max(1, os.cpu_count() // 2))}
+    # The driver printed the live table, one line per epoch.
+    out = capsys.readouterr().out
+    assert sum(1 for line in out.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"], ["4"])) == 12
+    assert "sweep finished: 4 completed" in out
+
+
+def test_a_killed_worker_marks_its_run_interrupted_and_is_replaced(tmp_path):
+    start = time.monotonic()
+    m = RunManager(tmp_path, verbose=0)
+    summary = m.sweep(training.train_exit_on_units_8, {"units": [4, 8, 16, 32]}, executor="processes", workers=2)
+    assert summary["status"].tolist() == ["completed", "interrupted", "completed", "completed"]
+    assert summary["error"].tolist()[1] == "worker process exited with code 3"
+    assert summary["epochs"].tolist() == [3, 1, 3, 3]  # the epoch before the death is kept
+    assert time.monotonic() - start < 120
+
+
+def test_workers_are_recycled_after_max_runs(tmp_path):
+    m = training.WorkerInfoManager(tmp_path, verbose=0)
+    m.sweep(training.train, {"units": [2, 3, 4, 5, 6]}, executor="processes", workers=1, max_runs_per_worker=2)
+    pids = load_results(tmp_path).groupby("run")["pid"].first().tolist()
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
+def test_each_worker_sees_only_its_own_gpu(tmp_path):
+    m = training.WorkerInfoManager(tmp_path, verbose=0)
+    m.sweep(training.train, {"units": [2, 3, 4, 5]}, executor="processes", workers=2, gpus=[0, 1])
+    results = load_results(tmp_path)
+    by_pid = results.groupby("pid")["cuda"].agg(set)
+    assert sorted(next(iter(s)) for s in by_pid) == ["0", "1"] and all(len(s) == 1 for s in by_pid)
+
+
+def a_closure():
+    data = training.data()
+
+    def train(run, callbacks):
+        return data
+
+    return train
+
+
+@pytest.mark.parametrize("train", [lambda run, callbacks: None, a_closure()], ids=["lambda", "closure"])
+def test_a_train_that_cannot_be_pickled_is_rejected_before_any_run(tmp_path, train):
+    m = RunManager(tmp_path, verbose=0)
+    with pytest.raises(InvalidArgumentTypeError, match=r"cannot be sent to worker processes.*at module level"):
+        m.sweep(train, GRID, executor="processes", workers=2)
+    assert load_summary(tmp_path).empty
+
+
+def test_resume_across_executors(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    m.sweep(training.train, {"units": [4], "learning_rate": [0.05, 0.1]}, seed=0)
+    m.close()
+    m = RunManager(tmp_path, verbose=0)
+    summary = m.sweep(training.train, GRID, executor="processes", workers=2, resume=True, seed=0)
+    m.close()
+    assert summary["run"].tolist() == [1, 2, 3, 4] and (summary["status"] == "completed").all()
+    assert load_results(tmp_path).groupby("run").size().tolist() == [3, 3, 3, 3]
+    m = RunManager(tmp_path, verbose=0)
+    summary = m.sweep(training.train, {**GRID, "units": [4, 8, 16]}, executor="ray", workers=2, resume=True)
+    assert summary["run"].tolist() == [1, 2, 3, 4, 5, 6] and summary["units"].tolist()[4:] == [16, 16]
+
+
+def test_ray_gives_the_same_rows_and_handles_failures_and_dead_actors(tmp_path, sequential):
+    m = RunManager(tmp_path / "same", verbose=0)
+    m.sweep(training.train, GRID, executor="ray", workers=2, seed=0)
+    same_rows(load_results(tmp_path / "same"), sequential[0])
+    m = RunManager(tmp_path / "faults", verbose=0)
+    summary = m.sweep(training.train_exit_on_units_8, {"units": [4, 8, 16]}, executor="ray", workers=2)
+    assert summary["status"].tolist() == ["completed", "interrupted", "completed"]
+    assert summary["error"].tolist()[1].startswith("Ray actor died")
+    failing = RunManager(tmp_path / "failing", verbose=0).sweep(
+        training.train, [{"units": [4]}, {"units": [8], "fail": ["x"]}], executor="ray", workers=1)
+    assert failing["status"].tolist() == ["completed", "failed"]
+    assert failing["error"].tolist()[1] == "RuntimeError: run asked to fail: x"
+
+
+def test_tensorboard_is_written_by_the_driver_for_worker_runs(tmp_path):
+    pytest.importorskip("tensorboard")
+    m = RunManager(tmp_path, verbose=0, tensorboard=True)
+    m.sweep(training.train, {"units": [4, 8]}, executor="processes", workers=2)
+    runs = [p for p in (tmp_path / "tensorboard").iterdir() if p.name.startswith("run-")]
+    assert len(runs) == 2 and all(any(p.rglob("events.out.tfevents.*")) for p in runs)
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys
+    import training
+    from runmanager import RunManager
+
+    if __name__ == "__main__":  # worker processes are spawned: they import this file
+        m = RunManager(sys.argv[1], verbose=1)
+        m.sweep(training.train_slow, {"units": [4, 8, 16, 32], "num_epochs": [200]}, executor="processes",
+                workers=2)
+    """
+)
+
+
+def test_ctrl_c_stops_all_workers_and_leaves_consistent_files(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    log_dir = tmp_path / "sweep"
+    # A new session, so Ctrl-C can go to the whole process group as a terminal sends it.
+    driver = subprocess.Popen([sys.executable, str(script), str(log_dir)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline and driver.poll() is None, driver.stderr.read() if driver.poll() else "slow"
+        try:
+            if len(load_results(log_dir)) >= 4:
+                break
+        except Exception:  # noqa: BLE001 - the journal does not exist yet
+            pass
+        time.sleep(0.2)
+    workers = [p.pid for p in psutil.Process(driver.pid).children(recursive=True)]
+    os.killpg(driver.pid, signal.SIGINT)
+    driver.wait(timeout=60)
+    assert driver.returncode != 0 and "KeyboardInterrupt" in driver.stderr.read()
+    time.sleep(0.5)
+    assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    summary = load_summary(log_dir)
+    assert set(summary["status"]) == {"interrupted"} and len(summary) == 2
+    assert (summary["error"] == "KeyboardInterrupt").all()
+    pd.testing.assert_frame_equal(pd.read_csv(log_dir / "results.csv"), load_results(log_dir), check_dtype=False)
+    assert not [p for p in log_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_missing_ray_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "import training\nfrom runmanager import RunManager\n"
+            f"RunManager({str(tmp_path)!r}, verbose=0).sweep(training.train, {{'units': [4]}}, executor='ray')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert 'pip install "runmanager[ray]"' in done.stderr and MissingExtraError.__name__ in done.stderr
+
+
+def test_a_manager_sent_to_a_worker_leaves_driver_state_behind(tmp_path):
+    m = RunManager(tmp_path, verbose=1)
+    copy = pickle.loads(pickle.dumps(m))
+    assert copy.log_dir is None and copy.verbose == 0 and copy._journal is None and copy._table is None
