@@ -47,10 +47,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from runmanager.storage import load_results, load_summary
-
     from runmanager.analysis import param_columns
     from runmanager.display import format_frame
+    from runmanager.storage import load_results, load_summary
 
     frame = load_results(args.log_dir) if args.epochs else load_summary(args.log_dir)
     if "error" in frame.columns and frame["error"].isna().all():

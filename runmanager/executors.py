@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import pickle
 import queue as queue_module
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 import time

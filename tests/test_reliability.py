@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -32,7 +31,7 @@ CHILD = textwrap.dedent(
         training.train_slow(run, [*callbacks, Announce()])
 
     m = RunManager(sys.argv[1], verbose=0)
-    m.sweep(train, {"units": [4, 8, 16], "num_epochs": [int(sys.argv[2])]}, resume=True)
+    m.sweep(train, {"units": [4, 8, 16, 32, 64], "num_epochs": [int(sys.argv[2])]}, resume=True)
     print("finished", flush=True)
     """
 )
@@ -57,12 +56,18 @@ class Child:
             self.lines.append(line.strip())
 
     def wait_for(self, pair=None, timeout=120):
-        """Wait until epoch ``pair`` = (run, epoch), or any epoch, is announced; fail if the child dies first."""
+        """Wait until epoch ``pair`` = (run, epoch), or any epoch, is announced.
+
+        Returns False if the child finished its sweep first; fails if it died.
+        """
         deadline = time.monotonic() + timeout
         while (pair not in self.announced()) if pair else not self.announced():
+            if self.process.poll() == 0:
+                return False
             assert self.process.poll() is None, self.process.stderr.read()
             assert time.monotonic() < deadline, "the child sweep made no progress"
             time.sleep(0.01)
+        return True
 
     def announced(self):
         return {tuple(map(int, line.split()[1:])) for line in self.lines if line.startswith("done")}
@@ -84,10 +89,11 @@ def test_sigkill_at_random_moments_loses_no_finished_epoch_and_resume_completes(
     log_dir = tmp_path / "sweep"
     rng = random.Random(1234)
     kills = 0
-    for _ in range(6):
-        child = Child(tmp_path, log_dir, epochs=12)
-        child.wait_for()
-        time.sleep(rng.uniform(0.0, 0.8))
+    for _ in range(8):
+        child = Child(tmp_path, log_dir, epochs=25)
+        if not child.wait_for():
+            break  # the sweep finished before this child was killed
+        time.sleep(rng.uniform(0.0, 1.5))  # mid-epoch, between runs, while exporting, while exiting...
         if child.process.poll() is not None:
             break
         child.process.send_signal(signal.SIGKILL)
@@ -97,20 +103,20 @@ def test_sigkill_at_random_moments_loses_no_finished_epoch_and_resume_completes(
         assert child.announced() <= set(on_disk), "an epoch the callback returned from is missing"
         assert len(on_disk) == len(set(on_disk)), "an epoch appears twice"
     assert kills >= 5
-    child = Child(tmp_path, log_dir, epochs=12)
+    child = Child(tmp_path, log_dir, epochs=25)
     assert child.wait() == 0, child.process.stderr.read()
     assert child.lines[-1] == "finished"
     summary = load_summary(log_dir)
-    assert summary["status"].tolist() == ["completed"] * 3
-    assert summary["run"].tolist() == [1, 2, 3] and summary["units"].tolist() == [4, 8, 16]
+    assert summary["status"].tolist() == ["completed"] * 5
+    assert summary["run"].tolist() == [1, 2, 3, 4, 5] and summary["units"].tolist() == [4, 8, 16, 32, 64]
     results = load_results(log_dir)
-    assert results.groupby("run")["epoch"].apply(list).tolist() == [list(range(1, 13))] * 3
+    assert results.groupby("run")["epoch"].apply(list).tolist() == [list(range(1, 26))] * 5
     pd.testing.assert_frame_equal(pd.read_csv(log_dir / "results.csv"), results, check_dtype=False)
 
 
 def test_ctrl_c_marks_the_run_interrupted_keeps_earlier_runs_and_reraises(tmp_path):
     log_dir = tmp_path / "sweep"
-    child = Child(tmp_path, log_dir, epochs=40)
+    child = Child(tmp_path, log_dir, epochs=20)
     child.wait_for((2, 3))
     child.process.send_signal(signal.SIGINT)
     code = child.wait()
@@ -120,14 +126,14 @@ def test_ctrl_c_marks_the_run_interrupted_keeps_earlier_runs_and_reraises(tmp_pa
     summary = load_summary(log_dir)
     assert summary["status"].tolist() == ["completed", "interrupted"]
     assert summary["error"].tolist()[1] == "KeyboardInterrupt"
-    assert summary["epochs"].tolist()[0] == 40 and summary["epochs"].tolist()[1] >= 3
+    assert summary["epochs"].tolist()[0] == 20 and summary["epochs"].tolist()[1] >= 3
     pd.testing.assert_frame_equal(load_summary(log_dir / "summary.csv"), summary, check_dtype=False)
     pd.testing.assert_frame_equal(pd.read_csv(log_dir / "results.csv"), load_results(log_dir), check_dtype=False)
     assert sorted(p.name for p in log_dir.iterdir()) == [
         "journal.jsonl", "results.csv", "results.json", "summary.csv", "summary.json"]
-    # Resuming reruns the interrupted run from its start and the one never begun.
-    child = Child(tmp_path, log_dir, epochs=40)
+    # Resuming reruns the interrupted run from its start, and those never begun.
+    child = Child(tmp_path, log_dir, epochs=20)
     assert child.wait() == 0, child.process.stderr.read()
-    assert {run for run, _ in child.announced()} == {2, 3}
+    assert {run for run, _ in child.announced()} == {2, 3, 4, 5}
     summary = load_summary(log_dir)
-    assert summary["status"].tolist() == ["completed"] * 3 and summary["epochs"].tolist() == [40] * 3
+    assert summary["status"].tolist() == ["completed"] * 5 and summary["epochs"].tolist() == [20] * 5

@@ -1,0 +1,235 @@
+"""Wall time and peak memory of a sweep: runmanager's executors against a hand loop and the peers.
+
+Every variant trains the same grid (units [16, 32] x dropout [0.1, 0.2] x optimizer
+[adam, sgd]; 8 runs) of the same MLP on scikit-learn's digits with the same epochs,
+each in a fresh Python process, timed as a whole process (imports included). Peak
+memory is the largest total RSS of the process and all its children, sampled every
+50 ms. Ratios are against a hand-written ``itertools.product`` loop measured in the
+same invocation. A second table runs a 24-run sweep (the grid x 3 repeats) to compare
+``processes(2)`` with ``sequential``.
+
+    python benchmarks/bench_executors.py [--epochs 20] [--only NAME ...]
+
+The peers need ``pip install optuna keras-tuner "ray[tune]"``; a missing one is
+reported and left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+UNITS = [16, 32]
+DROPOUT = [0.1, 0.2]
+OPTIMIZER = ["adam", "sgd"]
+EPOCHS = int(os.environ.get("BENCH_EPOCHS", "20"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "1"))
+
+
+def grid() -> dict:
+    params = {"units": UNITS, "dropout": DROPOUT, "optimizer": OPTIMIZER}
+    return {**params, "repeat": list(range(REPEATS))} if REPEATS > 1 else params
+
+
+@functools.cache
+def data():
+    from runmanager.demo import load_digits_data
+
+    return load_digits_data()
+
+
+def build(units: int, dropout: float, optimizer: str):
+    import keras
+
+    model = keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(units, activation="relu"),
+        keras.layers.Dropout(dropout),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fit(model, callbacks=()):
+    x, y = data()
+    return model.fit(x, y, epochs=EPOCHS, batch_size=64, validation_split=0.2, callbacks=list(callbacks), verbose=0)
+
+
+def train(run, callbacks):
+    """runmanager's train function (module level, so workers can import it)."""
+    fit(build(run.units, run.dropout, run.optimizer), callbacks)
+
+
+# --------------------------------------------------------------------------------------
+# The variants, each run in its own process
+# --------------------------------------------------------------------------------------
+def hand_loop(folder: str) -> None:
+    """The classic answer: nested loops as itertools.product, rows kept by hand, a DataFrame."""
+    import pandas as pd
+
+    rows = []
+    values = [UNITS, DROPOUT, OPTIMIZER, range(REPEATS)]
+    for run, (units, dropout, optimizer, _) in enumerate(itertools.product(*values), start=1):
+        history = fit(build(units, dropout, optimizer))
+        for epoch in range(EPOCHS):
+            rows.append({"run": run, "epoch": epoch + 1, **{k: v[epoch] for k, v in history.history.items()},
+                         "units": units, "dropout": dropout, "optimizer": optimizer})
+    pd.DataFrame(rows).to_csv(os.path.join(folder, "results.csv"), index=False)
+
+
+def runmanager_sweep(folder: str, executor: str) -> None:
+    from runmanager import RunManager
+
+    m = RunManager(os.path.join(folder, "sweep"), verbose=0)
+    summary = m.sweep(train, grid(), executor=executor, workers=None if executor == "sequential" else 2)
+    assert (summary["status"] == "completed").all(), summary
+
+
+def optuna_grid(folder: str) -> None:
+    import keras
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"units": UNITS, "dropout": DROPOUT, "optimizer": OPTIMIZER, "repeat": list(range(REPEATS))}
+
+    def objective(trial):
+        keras.backend.clear_session()  # as Optuna's Keras examples do
+        params = {name: trial.suggest_categorical(name, values) for name, values in space.items()}
+        history = fit(build(params["units"], params["dropout"], params["optimizer"]))
+        return history.history["val_accuracy"][-1]
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.GridSampler(space, seed=0))
+    study.optimize(objective, n_trials=len(UNITS) * len(DROPOUT) * len(OPTIMIZER) * REPEATS)
+
+
+def keras_tuner_grid(folder: str) -> None:
+    import keras_tuner
+
+    def hypermodel(hp):
+        hp.Choice("repeat", list(range(REPEATS)))
+        return build(hp.Choice("units", UNITS), hp.Choice("dropout", DROPOUT), hp.Choice("optimizer", OPTIMIZER))
+
+    tuner = keras_tuner.GridSearch(hypermodel, objective="val_accuracy", directory=folder, project_name="kt",
+                                   overwrite=True)
+    x, y = data()
+    tuner.search(x, y, epochs=EPOCHS, batch_size=64, validation_split=0.2, verbose=0)
+
+
+def ray_tune_grid(folder: str) -> None:
+    import ray
+    from ray import tune
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}})
+
+    def trainable(config):
+        history = fit(build(config["units"], config["dropout"], config["optimizer"]))
+        tune.report({"val_accuracy": history.history["val_accuracy"][-1]})
+
+    space = {"units": tune.grid_search(UNITS), "dropout": tune.grid_search(DROPOUT),
+             "optimizer": tune.grid_search(OPTIMIZER), "repeat": tune.grid_search(list(range(REPEATS)))}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space=space,
+        tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=folder, verbose=0),
+    )
+    results = tuner.fit()
+    assert not results.errors, results.errors
+    ray.shutdown()
+
+
+VARIANTS = {
+    "hand loop (baseline)": hand_loop,
+    "runmanager sequential": functools.partial(runmanager_sweep, executor="sequential"),
+    "runmanager processes(2)": functools.partial(runmanager_sweep, executor="processes"),
+    "runmanager ray(2)": functools.partial(runmanager_sweep, executor="ray"),
+    "Optuna GridSampler": optuna_grid,
+    "KerasTuner GridSearch": keras_tuner_grid,
+    "Ray Tune grid_search (2 at once)": ray_tune_grid,
+}
+PEERS = {"Optuna GridSampler": "optuna", "KerasTuner GridSearch": "keras_tuner",
+         "Ray Tune grid_search (2 at once)": "ray.tune"}
+
+
+# --------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------
+def measure(name: str, epochs: int, repeats: int) -> tuple[float, float]:
+    """Run one variant in a fresh process; return (wall seconds, peak MiB of its process tree)."""
+    import psutil
+
+    env = {**os.environ, "BENCH_EPOCHS": str(epochs), "BENCH_REPEATS": str(repeats)}
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        process = subprocess.Popen([sys.executable, __file__, "--variant", name, "--folder", folder], env=env)
+        peak = 0.0
+        root = psutil.Process(process.pid)
+        while process.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - start
+    if process.returncode != 0:
+        raise RuntimeError(f"{name} exited with code {process.returncode}")
+    return wall, peak
+
+
+def table(names: list[str], epochs: int, repeats: int) -> list[list[str]]:
+    from importlib.util import find_spec
+
+    results = {}
+    for name in names:
+        module = PEERS.get(name)
+        if module and find_spec(module.split(".")[0]) is None:
+            print(f"skipping {name}: {module} is not installed", file=sys.stderr)
+            continue
+        results[name] = measure(name, epochs, repeats)
+        print(f"  {name}: {results[name][0]:.1f}s, {results[name][1]:.0f} MiB", file=sys.stderr, flush=True)
+    base_time, base_memory = results[names[0]]
+    return [[name, f"{wall:.1f}", f"{wall / base_time:.2f}x", f"{peak:.0f}", f"{peak / base_memory:.2f}x"]
+            for name, (wall, peak) in results.items()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--only", nargs="*", help="variant names to run (the baseline always runs)")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        VARIANTS[args.variant](args.folder)
+        return
+    from tabulate import tabulate
+
+    names = list(VARIANTS)
+    if args.only:
+        names = [names[0], *[n for n in names[1:] if any(o.lower() in n.lower() for o in args.only)]]
+    headers = ["variant", "wall s", "time vs hand loop", "peak MiB", "memory vs hand loop"]
+    print(f"8 runs x {args.epochs} epochs, digits MLP, 2 workers where parallel", file=sys.stderr)
+    first = table(names, args.epochs, 1)
+    print("24 runs (the grid x 3 repeats)", file=sys.stderr)
+    second = table(["runmanager sequential", "runmanager processes(2)"], args.epochs, 3)
+    print(f"\n8 runs x {args.epochs} epochs (units x dropout x optimizer), whole process, 2 CPU cores\n")
+    print(tabulate(first, headers=headers))
+    print(f"\n24 runs x {args.epochs} epochs: processes(2) against sequential\n")
+    print(tabulate([[r[0], r[1], f"{float(second[0][1]) / float(r[1]):.2f}x faster", r[3]] for r in second],
+                   headers=["variant", "wall s", "speed-up vs sequential", "peak MiB"]))
+
+
+if __name__ == "__main__":
+    main()
