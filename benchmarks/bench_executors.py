@@ -133,6 +133,9 @@ def ray_tune_grid(folder: str) -> None:
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}})
 
     def trainable(config):
+        # Ray Tune's workers have their own __main__: reach the helpers through their module.
+        from bench_executors import build, fit
+
         history = fit(build(config["units"], config["dropout"], config["optimizer"]))
         tune.report({"val_accuracy": history.history["val_accuracy"][-1]})
 
@@ -170,9 +173,10 @@ def measure(name: str, epochs: int, repeats: int) -> tuple[float, float]:
     import psutil
 
     env = {**os.environ, "BENCH_EPOCHS": str(epochs), "BENCH_REPEATS": str(repeats)}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, __file__, "--variant", name, "--folder", folder], env=env)
+        process = subprocess.Popen([sys.executable, __file__, "--variant", name, "--folder", folder], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
         peak = 0.0
         root = psutil.Process(process.pid)
         while process.poll() is None:
@@ -183,8 +187,9 @@ def measure(name: str, epochs: int, repeats: int) -> tuple[float, float]:
                 pass
             time.sleep(0.05)
         wall = time.perf_counter() - start
-    if process.returncode != 0:
-        raise RuntimeError(f"{name} exited with code {process.returncode}")
+        if process.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"{name} exited with code {process.returncode}:\n{log.read()[-3000:]}")
     return wall, peak
 
 

@@ -162,6 +162,12 @@ def _process_main(*args: Any) -> None:
     process_main(*args)
 
 
+def _main_script() -> str | None:
+    """The driver's script, when ``train`` may live in it (``python sweep.py``); else None."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return os.path.abspath(path) if path and path.endswith(".py") and os.path.exists(path) else None
+
+
 def _root_cause(error: BaseException) -> str:
     """The line of a Ray error that says what went wrong (``ModuleNotFoundError: ...``)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -173,7 +179,7 @@ class RayPool:
     """Long-lived Ray actors, each importing the Keras backend once and running many runs."""
 
     def __init__(self, payload: bytes, workers: int, *, address: str | None, num_cpus: float,
-                 num_gpus: float) -> None:
+                 num_gpus: float, main_path: str | None) -> None:
         try:
             import ray
             from ray.util.queue import Queue
@@ -195,12 +201,14 @@ class RayPool:
         self._queue = Queue()
         self._actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(RunActor)
         self._payload = payload
+        self._main_path = main_path
         self._threads = max(1, int(num_cpus))
         self._refs: dict[int, Any] = {}
 
     def start(self, slot: Slot) -> None:
         slot.generation += 1
-        slot.handle = self._actor.remote(slot.index, slot.generation, self._payload, self._queue, self._threads)
+        slot.handle = self._actor.remote(slot.index, slot.generation, self._payload, self._queue, self._threads,
+                                         self._main_path)
         slot.runs_done = 0
         self._refs.pop(slot.index, None)
 
@@ -287,12 +295,15 @@ def run_parallel(
         count = workers or max(1, int((os.cpu_count() or 1) // max(num_cpus, 1)))
     try:
         payload = pickle.dumps((manager, train, fields, seed))
-    except Exception:  # noqa: BLE001 - Ray pickles closures with cloudpickle
-        import cloudpickle
-
+    except Exception:  # noqa: BLE001 - only Ray gets here (processes checked above): a closure
+        try:
+            from ray import cloudpickle
+        except ImportError:
+            raise missing_extra("ray", "ray", 'executor="ray"') from None
         payload = cloudpickle.dumps((manager, train, fields, seed))
     pool: Any = (ProcessPool(payload, count, gpus) if executor == "processes"
-                 else RayPool(payload, count, address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus))
+                 else RayPool(payload, count, address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
+                              main_path=_main_script()))
     slots = [Slot(i) for i in range(count)]
     counts: dict[str, int] = {}
     failures = 0

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["RunActor", "WorkerSetup", "configure_environment", "process_main"]
+__all__ = ["RunActor", "WorkerSetup", "adopt_main", "configure_environment", "process_main"]
 
 
 def configure_environment(threads: int | None, gpu: str | None) -> None:
@@ -61,11 +61,31 @@ def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: b
         events.put(("done", slot, generation, (number, status)))
 
 
+def adopt_main(path: str) -> None:
+    """Import the driver's script as ``__main__``, as multiprocessing's spawn does.
+
+    What the script defines at module level (``train``, a cached data loader, a
+    RunManager subclass) is then found by name when the payload is unpickled.
+    Its ``if __name__ == "__main__":`` block does not run.
+    """
+    import runpy
+    import sys
+    import types
+
+    module = types.ModuleType("__mp_main__")
+    sys.modules["__mp_main__"] = module
+    module.__dict__.update(runpy.run_path(path, run_name="__mp_main__"))
+    sys.modules["__main__"] = module
+
+
 class RunActor:
     """A long-lived Ray actor running many runs; events go to the driver through a Ray queue."""
 
-    def __init__(self, slot: int, generation: int, payload: bytes, queue: Any, threads: int | None) -> None:
+    def __init__(self, slot: int, generation: int, payload: bytes, queue: Any, threads: int | None,
+                 main_path: str | None = None) -> None:
         configure_environment(threads, None)  # Ray itself assigns GPUs to actors that ask for them
+        if main_path is not None and os.path.exists(main_path):
+            adopt_main(main_path)
         self.slot, self.generation, self.queue = slot, generation, queue
         self.setup = WorkerSetup(payload, lambda event: queue.put(("event", slot, generation, event)))
 
