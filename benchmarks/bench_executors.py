@@ -6,7 +6,7 @@ each in a fresh Python process, timed as a whole process (imports included). Pea
 memory is the largest total RSS of the process and all its children, sampled every
 50 ms. Ratios are against a hand-written ``itertools.product`` loop measured in the
 same invocation. A second table runs a 24-run sweep (the grid x 3 repeats) to compare
-``processes(2)`` with ``sequential``.
+``processes(2)`` and ``ray(2)`` with ``sequential``.
 
     python benchmarks/bench_executors.py [--epochs 20] [--only NAME ...]
 
@@ -228,10 +228,10 @@ def main() -> None:
     print(f"8 runs x {args.epochs} epochs, digits MLP, 2 workers where parallel", file=sys.stderr)
     first = table(names, args.epochs, 1)
     print("24 runs (the grid x 3 repeats)", file=sys.stderr)
-    second = table(["runmanager sequential", "runmanager processes(2)"], args.epochs, 3)
+    second = table(["runmanager sequential", "runmanager processes(2)", "runmanager ray(2)"], args.epochs, 3)
     print(f"\n8 runs x {args.epochs} epochs (units x dropout x optimizer), whole process, 2 CPU cores\n")
     print(tabulate(first, headers=headers))
-    print(f"\n24 runs x {args.epochs} epochs: processes(2) against sequential\n")
+    print(f"\n24 runs x {args.epochs} epochs: the parallel executors against sequential\n")
     print(tabulate([[r[0], r[1], f"{float(second[0][1]) / float(r[1]):.2f}x faster", r[3]] for r in second],
                    headers=["variant", "wall s", "speed-up vs sequential", "peak MiB"]))
 

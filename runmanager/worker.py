@@ -82,8 +82,11 @@ class RunActor:
     """A long-lived Ray actor running many runs; events go to the driver through a Ray queue."""
 
     def __init__(self, slot: int, generation: int, payload: bytes, queue: Any, threads: int | None,
-                 main_path: str | None = None) -> None:
+                 main_path: str | None = None, sys_path: list[str] | None = None) -> None:
+        import sys
+
         configure_environment(threads, None)  # Ray itself assigns GPUs to actors that ask for them
+        sys.path.extend(p for p in sys_path or () if p not in sys.path)
         if main_path is not None and os.path.exists(main_path):
             adopt_main(main_path)
         self.slot, self.generation, self.queue = slot, generation, queue
