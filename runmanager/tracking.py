@@ -549,19 +549,18 @@ class RunManager:
                 "Pass resume=True to sweep() to continue it, overwrite=True to RunManager() to "
                 "replace it, or choose another log_dir."
             )
+        loaded = Results()
+        for event in events:
+            loaded.apply(event)
         if has_runs and fields is not None and not allow_grid_change:
-            before = Results()
-            for event in events:
-                before.apply(event)
-            old, new = set(before.param_names), set(fields)
+            old, new = set(loaded.param_names), set(fields)
             if old != new:
                 raise LogDirError(
                     f"log_dir {str(self.log_dir)!r} holds a sweep over other parameters: "
                     f"added {sorted(new - old)}, removed {sorted(old - new)}. Resume it with the "
                     "same parameter names, pass allow_grid_change=True, or choose another log_dir."
                 )
-        for event in events:
-            self._results.apply(event)
+        self._results = loaded  # nothing ran before the log_dir was opened
         self._journal = Journal(journal, durable=self.durable)
         self._opened = True
         if fields is not None:
