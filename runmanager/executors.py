@@ -349,8 +349,12 @@ def run_parallel(
                     if slot.number is None:
                         pool.start(slot)
                         continue
-                    status = "interrupted"
-                    _record_lost_run(manager, slot, status, payload_)
+                    record = manager._results.runs.get(slot.number) if slot.started else None
+                    if record is not None and record.status != "running":
+                        status = record.status  # it died after reporting the end of its run
+                    else:
+                        status = "interrupted"
+                        _record_lost_run(manager, slot, status, payload_)
                     pool.start(slot)
                 number = slot.number
                 slot.number = slot.run = None
