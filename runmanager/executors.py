@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, missing_extra
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, missing_extra
 from runmanager.naming import jsonable, params_of, run_id
+from runmanager.sweep import Tally
 
 if TYPE_CHECKING:
     from runmanager.tracking import RunManager
@@ -310,8 +311,7 @@ def run_parallel(
                  else RayPool(payload, count, address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
                               main_path=_main_script()))
     slots = [Slot(i) for i in range(count)]
-    counts: dict[str, int] = {}
-    failures = 0
+    tally = Tally(manager, max_consecutive_failures)
     exhausted = False
     try:
         for slot in slots:
@@ -358,14 +358,7 @@ def run_parallel(
                     pool.start(slot)
                 number = slot.number
                 slot.number = slot.run = None
-                counts[status] = counts.get(status, 0) + 1
-                failures = failures + 1 if status in ("failed", "interrupted") else 0
-                if max_consecutive_failures and failures >= max_consecutive_failures:
-                    raise SweepError(
-                        f"The sweep stopped after {failures} failed runs in a row; the last one, run "
-                        f"{number}, ended with {manager._results.runs[number].error}. Something is wrong "
-                        "for every run: check train(), or pass max_consecutive_failures=0 to never stop."
-                    )
+                tally.add(number, status)
     except BaseException as exc:
         # Ctrl-C, a stopped sweep, or a driver error: stop the workers, record their runs.
         reason = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"sweep stopped: {type(exc).__name__}"
@@ -377,7 +370,7 @@ def run_parallel(
         raise
     finally:
         pool.close(slots)
-    return counts
+    return tally.counts
 
 
 def check_parallel_arguments(max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any) -> None:

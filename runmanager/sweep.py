@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError
-from runmanager.grid import as_run_builder
 from runmanager.naming import params_of, run_id
 
 if TYPE_CHECKING:
     from runmanager.grid import RunBuilder
     from runmanager.tracking import RunManager
 
-__all__ = ["EXECUTORS", "plan_runs", "run_sweep"]
+__all__ = ["EXECUTORS", "Tally", "check_sweep_arguments", "plan_runs", "run_one", "run_sequential"]
 
 EXECUTORS = ("sequential", "processes", "ray")
 #: Statuses of runs that a resumed sweep does not run again (failed/diverged: unless retried).
@@ -136,54 +135,29 @@ def run_one(manager: RunManager, train: Callable[..., Any], number: int, run: An
     return status
 
 
-def run_sweep(
-    manager: RunManager,
-    train: Callable[..., Any],
-    params: Any,
-    *,
-    executor: str = "sequential",
-    workers: int | None = None,
-    resume: bool = False,
-    seed: int | None = None,
-    retry_failed: bool = False,
-    max_consecutive_failures: int = 3,
-    allow_grid_change: bool = False,
-    max_runs_per_worker: int = 100,
-    gpus: list[int | str] | None = None,
-    ray_address: str | None = None,
-    num_cpus: float = 1,
-    num_gpus: float = 0,
-    tensorboard: bool = False,
-) -> Any:
-    """The body of :meth:`RunManager.sweep`."""
-    from runmanager.executors import check_parallel_arguments, run_parallel
+class Tally:
+    """Counts runs by status, and stops the sweep after too many failures in a row."""
 
-    check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers)
-    check_parallel_arguments(max_runs_per_worker, gpus, num_cpus, num_gpus)
-    grid = as_run_builder(params)
-    if manager._run is not None:
-        raise SweepError(
-            f"sweep() was called while run {manager._run.number} is still going; call end_run() first."
-        )
-    manager._open(resume=resume, fields=grid.fields, allow_grid_change=allow_grid_change)
-    if tensorboard:
-        manager._enable_tensorboard()
-    if manager._tensorboard is not None:
-        manager._tensorboard.set_grid(grid)
-    plan = plan_runs(manager, grid, retry_failed=retry_failed)
-    if executor == "sequential":
-        counts = run_sequential(manager, train, plan, seed=seed, max_consecutive_failures=max_consecutive_failures)
-    else:
-        counts = run_parallel(
-            manager, train, plan, grid.fields, executor=executor, workers=workers, seed=seed,
-            max_consecutive_failures=max_consecutive_failures, max_runs_per_worker=max_runs_per_worker,
-            gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
-        )
-    if manager._table is not None:
-        done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to run"
-        where = f"; results in {manager.log_dir}" if manager.log_dir is not None else ""
-        manager._table.note(f"sweep finished: {done}{where}")
-    return manager.summary()
+    def __init__(self, manager: RunManager, max_consecutive_failures: int) -> None:
+        self.manager = manager
+        self.limit = max_consecutive_failures
+        self.counts: dict[str, int] = {}
+        self.failures = 0
+
+    def add(self, number: int, status: str) -> None:
+        """Count run ``number``'s ``status``; raise SweepError once the limit of failures is reached."""
+        self.counts[status] = self.counts.get(status, 0) + 1
+        # A worker that died takes its run with it: that counts as a failure too.
+        self.failures = self.failures + 1 if status in ("failed", "interrupted") else 0
+        if self.limit and self.failures >= self.limit:
+            log_dir = self.manager.log_dir
+            raise SweepError(
+                f"The sweep stopped after {self.failures} failed runs in a row; the last one, run {number}, "
+                f"ended with {self.manager._results.runs[number].error}. Something is wrong for every "
+                f"run: check train() (tracebacks are in "
+                f"{os.fspath(log_dir / 'journal.jsonl') if log_dir else 'the journal of a log_dir'}), "
+                "or pass max_consecutive_failures=0 to never stop."
+            )
 
 
 def run_sequential(
@@ -191,18 +165,7 @@ def run_sequential(
     seed: int | None, max_consecutive_failures: int,
 ) -> dict[str, int]:
     """Run the planned runs one after another in this process; return counts by status."""
-    failures = 0
-    counts: dict[str, int] = {}
+    tally = Tally(manager, max_consecutive_failures)
     for number, run in plan:
-        status = run_one(manager, train, number, run, seed)
-        counts[status] = counts.get(status, 0) + 1
-        failures = failures + 1 if status == "failed" else 0
-        if max_consecutive_failures and failures >= max_consecutive_failures:
-            error = manager._results.runs[number].error
-            raise SweepError(
-                f"The sweep stopped after {failures} failed runs in a row; the last one failed with "
-                f"{error}. Something is wrong for every run: check train() (tracebacks are in "
-                f"{os.fspath(manager.log_dir) + '/journal.jsonl' if manager.log_dir else 'm.summary()'}), "
-                "or pass max_consecutive_failures=0 to never stop."
-            )
-    return counts
+        tally.add(number, run_one(manager, train, number, run, seed))
+    return tally.counts

@@ -462,26 +462,36 @@ class RunManager:
                 model.fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
             m.sweep(train, {"units": [16, 32]}, seed=0)
         """
-        from runmanager.sweep import run_sweep
+        from runmanager.executors import check_parallel_arguments, run_parallel
+        from runmanager.grid import as_run_builder
+        from runmanager.sweep import check_sweep_arguments, plan_runs, run_sequential
 
-        return run_sweep(
-            self,
-            train,
-            params,
-            executor=executor,
-            workers=workers,
-            resume=resume,
-            seed=seed,
-            retry_failed=retry_failed,
-            max_consecutive_failures=max_consecutive_failures,
-            allow_grid_change=allow_grid_change,
-            max_runs_per_worker=max_runs_per_worker,
-            gpus=gpus,
-            ray_address=ray_address,
-            num_cpus=num_cpus,
-            num_gpus=num_gpus,
-            tensorboard=tensorboard,
-        )
+        check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers)
+        check_parallel_arguments(max_runs_per_worker, gpus, num_cpus, num_gpus)
+        grid = as_run_builder(params)
+        if self._run is not None:
+            raise LifecycleError(
+                f"sweep() was called while run {self._run.number} is still going; call end_run() first."
+            )
+        self._open(resume=resume, fields=grid.fields, allow_grid_change=allow_grid_change)
+        if tensorboard:
+            self._enable_tensorboard()
+        if self._tensorboard is not None:
+            self._tensorboard.set_grid(grid)
+        plan = plan_runs(self, grid, retry_failed=retry_failed)
+        if executor == "sequential":
+            counts = run_sequential(self, train, plan, seed=seed, max_consecutive_failures=max_consecutive_failures)
+        else:
+            counts = run_parallel(
+                self, train, plan, grid.fields, executor=executor, workers=workers, seed=seed,
+                max_consecutive_failures=max_consecutive_failures, max_runs_per_worker=max_runs_per_worker,
+                gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
+            )
+        if self._table is not None:
+            done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to run"
+            where = f"; results in {self.log_dir}" if self.log_dir is not None else ""
+            self._table.note(f"sweep finished: {done}{where}")
+        return self.summary()
 
     # ------------------------------------------------------------------------------
     # Files
