@@ -39,6 +39,10 @@ class RunCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.managed:
+            if self.manager._epoch is not None:
+                # An earlier fit() of this run raised mid-epoch and train() went on: drop that epoch.
+                self.manager._epoch = None
+                self.manager.epoch_count -= 1
             self.manager.model = self.model
             return
         if self._used:

@@ -148,6 +148,25 @@ def test_train_may_fit_twice_and_epochs_keep_counting(tmp_path):
     assert load_results(tmp_path)["epoch"].tolist() == [1, 2, 3]
 
 
+def test_train_that_catches_a_failed_fit_and_fits_again_continues_the_run(tmp_path):
+    def train(run, callbacks):
+        x, y = training.data()
+        model = training.build_model(run.units)
+
+        class Boom(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                raise ValueError("out of memory, say")
+
+        try:
+            model.fit(x, y, epochs=2, callbacks=[Boom(), *callbacks], verbose=0)
+        except ValueError:
+            model.fit(x, y, epochs=2, callbacks=callbacks, verbose=0)
+
+    summary = sweep(tmp_path, {"units": [4]}, train=train)
+    assert summary["status"].tolist() == ["completed"]
+    assert load_results(tmp_path)["epoch"].tolist() == [1, 2]
+
+
 # ------------------------------------------------------------------------------------------
 # Resume
 # ------------------------------------------------------------------------------------------
