@@ -120,12 +120,7 @@ class ProcessPool:
         slot.handle[1].put((number, params))
 
     def stop(self, slot: Slot) -> None:
-        process, tasks = slot.handle
-        tasks.put(None)
-        process.join(timeout=30)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        self.close([slot])
 
     def kill(self, slot: Slot) -> None:
         process, _ = slot.handle
@@ -152,6 +147,7 @@ class ProcessPool:
                 return
 
     def close(self, slots: list[Slot]) -> None:
+        """Ask the workers of ``slots`` to finish, then wait; one that does not exit is killed."""
         running = [slot.handle for slot in slots if slot.handle is not None and slot.handle[0].is_alive()]
         for _, tasks in running:  # all at once: each worker takes about a second to exit
             tasks.put(None)

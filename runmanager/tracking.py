@@ -37,7 +37,7 @@ from runmanager.storage import (
     Journal,
     Results,
     prepare_log_dir,
-    read_journal,
+    results_from_journal,
     write_exports,
     write_frame,
 )
@@ -524,10 +524,7 @@ class RunManager:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.__dict__.update(
-            _journal=None, _table=None, _tensorboard=None, _results=Results(), _sink=None, _run=None,
-            _epoch=None, model=None, _owner=None, run_params=None,
-        )
+        self.__dict__.update(dict.fromkeys(self._DRIVER_ONLY), _results=Results())
 
     def __enter__(self) -> RunManager:
         return self
@@ -547,22 +544,17 @@ class RunManager:
                 self._write_event({"type": "sweep", "fields": list(fields), "time": time.time()})
             return
         journal = self.log_dir / JOURNAL_NAME
-        events = read_journal(journal) if journal.exists() else []
-        has_runs = any(e["type"] == "run_start" for e in events)
-        if has_runs and self.overwrite:
+        loaded = results_from_journal(journal) if journal.exists() else Results()
+        if loaded.runs and self.overwrite:
             self._remove_old_files()
-            events, has_runs = [], False
-        elif has_runs and not resume:
-            runs = len({e["run"] for e in events if e["type"] == "run_start"})
+            loaded = Results()
+        elif loaded.runs and not resume:
             raise LogDirError(
-                f"log_dir {str(self.log_dir)!r} already holds {runs} run(s) of an earlier sweep. "
+                f"log_dir {str(self.log_dir)!r} already holds {len(loaded.runs)} run(s) of an earlier sweep. "
                 "Pass resume=True to sweep() to continue it, overwrite=True to RunManager() to "
                 "replace it, or choose another log_dir."
             )
-        loaded = Results()
-        for event in events:
-            loaded.apply(event)
-        if has_runs and fields is not None and not allow_grid_change:
+        if loaded.runs and fields is not None and not allow_grid_change:
             old, new = set(loaded.param_names), set(fields)
             if old != new:
                 raise LogDirError(
