@@ -7,19 +7,9 @@ import os
 from typing import Any
 
 from runmanager.errors import InvalidArgumentError
+from runmanager.events import Status, default_mode
 
 __all__ = ["best_run", "default_mode", "metric_columns", "param_columns"]
-
-
-def default_mode(metric: str) -> str:
-    """``"min"`` for losses and errors, ``"max"`` for everything else.
-
-    Example:
-        >>> default_mode("val_loss"), default_mode("val_accuracy")
-        ('min', 'max')
-    """
-    lowered = metric.lower()
-    return "min" if lowered.endswith("loss") or "error" in lowered else "max"
 
 
 def param_columns(frame: Any) -> list[str]:
@@ -73,7 +63,7 @@ def best_run(summary: Any, metric: str, mode: str | None = None) -> Any:
         raise InvalidArgumentError(
             f"Unknown metric {metric!r}; the sweep has {', '.join(metrics) or 'no metrics'}."
         )
-    done = summary[(summary["status"] == "completed") & summary[metric].map(
+    done = summary[(summary["status"] == Status.COMPLETED) & summary[metric].map(
         lambda v: isinstance(v, (int, float)) and math.isfinite(v))]
     if done.empty:
         raise InvalidArgumentError(f"No completed run has a finite {metric!r} to compare.")

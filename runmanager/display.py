@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -19,6 +20,8 @@ __all__ = ["LiveTable", "format_frame", "format_value", "in_jupyter"]
 
 _DURATIONS = ("epoch_duration", "run_duration")
 _MAX_TEXT = 24
+#: Rows the Jupyter table shows: the latest ones, so a long sweep does not re-render thousands.
+JUPYTER_ROWS = 30
 
 
 def format_value(column: str, value: Any, *, param: bool = False) -> str:
@@ -72,6 +75,7 @@ class LiveTable:
     Args:
         stream: where terminal lines go (default: ``sys.stdout`` at each write).
         jupyter: update one displayed table in place; default: when in Jupyter.
+        max_rows: how many of the latest rows the Jupyter table shows.
 
     Example:
         >>> table = LiveTable()
@@ -81,13 +85,15 @@ class LiveTable:
             1        1      0.5000             0.25s
     """
 
-    def __init__(self, stream: TextIO | None = None, *, jupyter: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, jupyter: bool | None = None,
+                 max_rows: int = JUPYTER_ROWS) -> None:
         self._stream = stream
         self.jupyter = in_jupyter() if jupyter is None else jupyter
         self._columns: list[str] | None = None
         self._widths: list[int] = []
         self._aligns: list[str] = []
-        self._rows: list[Mapping[str, Any]] = []
+        self._rows: deque[Mapping[str, Any]] = deque(maxlen=max_rows)
+        self._added = 0
         self._handle: Any = None
         self._params: set[str] = set()
         self.html = ""
@@ -111,6 +117,7 @@ class LiveTable:
         self._params.update(params)
         if self.jupyter:
             self._rows.append(dict(row))
+            self._added += 1
             self._update_jupyter()
             return
         columns = list(row)
@@ -149,6 +156,8 @@ class LiveTable:
             columns.update(dict.fromkeys(row))
         table = [[format_value(c, row.get(c), param=c in self._params) for c in columns] for row in self._rows]
         self.html = tabulate(table, headers=list(columns), tablefmt="html", disable_numparse=True)
+        if self._added > len(self._rows):
+            self.html = f"<p>the latest {len(self._rows)} of {self._added} rows</p>" + self.html
         if self._handle is None:
             self._handle = display(HTML(self.html), display_id=True)
         else:

@@ -11,6 +11,8 @@ resembles, so callers can catch either::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ColumnClashError",
     "InvalidArgumentError",
@@ -76,3 +78,13 @@ def missing_extra(package: str, extra: str, feature: str) -> MissingExtraError:
         f"{feature} needs the {package!r} package, which is not installed. "
         f'Install it with: pip install "runmanager[{extra}]"'
     )
+
+
+def is_int(value: Any) -> bool:
+    """True for an int that is not a bool: the one check behind every count and seed argument.
+
+    Example:
+        >>> is_int(3), is_int(True), is_int(3.0)
+        (True, False, False)
+    """
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -15,9 +15,9 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from runmanager.errors import InvalidGridError, InvalidGridTypeError
+from runmanager.errors import InvalidGridError, InvalidGridTypeError, is_int
 
-__all__ = ["RESERVED_NAMES", "RunBuilder"]
+__all__ = ["RESERVED_NAMES", "RunBuilder", "check_param_name"]
 
 #: Column names that runmanager itself writes; a parameter may not take one.
 RESERVED_NAMES = frozenset(
@@ -85,7 +85,14 @@ def _check_in_domain(name: str, domain: Any, values: tuple[Any, ...]) -> None:
             )
 
 
-def _check_name(name: Any, key: Any) -> str:
+def check_param_name(name: Any, key: Any) -> str:
+    """``name`` if it can be a parameter: a str that is a namedtuple field and not a column
+    runmanager writes; ``key`` is what the user wrote, for the message.
+
+    Example:
+        >>> check_param_name("learning_rate", "learning_rate")
+        'learning_rate'
+    """
     if not isinstance(name, str):
         raise InvalidGridTypeError(
             f"Parameter key {key!r} must be a str or a TensorBoard hp.HParam, "
@@ -177,7 +184,7 @@ class RunBuilder(Sequence):
         *,
         points: int | None = None,
     ) -> None:
-        if points is not None and (not isinstance(points, int) or isinstance(points, bool) or points < 1):
+        if points is not None and (not is_int(points) or points < 1):
             raise InvalidGridError(f"points must be a positive int, got {points!r}.")
         if where is not None and not callable(where):
             raise InvalidGridTypeError(
@@ -212,7 +219,7 @@ class RunBuilder(Sequence):
             value_lists: list[tuple[Any, ...]] = []
             for key, values in grid.items():
                 hparam = key if _is_hparam(key) else None
-                name = _check_name(hparam.name if hparam is not None else key, key)
+                name = check_param_name(hparam.name if hparam is not None else key, key)
                 if name in names:
                     raise InvalidGridError(
                         f"Parameter {name!r} appears twice in one grid (as {key!r}); "
@@ -359,7 +366,7 @@ class RunBuilder(Sequence):
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if not isinstance(index, int) or isinstance(index, bool):
+        if not is_int(index):
             raise InvalidGridTypeError(f"Grid indices must be integers, not {type(index).__name__}.")
         size = len(self)
         if index < 0:
@@ -380,9 +387,9 @@ class RunBuilder(Sequence):
             >>> grid.sample(2, seed=0) == grid.sample(2, seed=0)
             True
         """
-        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        if not is_int(k) or k < 0:
             raise InvalidGridError(f"sample size k must be a non-negative int, got {k!r}.")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        if seed is not None and not is_int(seed):
             raise InvalidGridTypeError(f"seed must be an int or None, got {seed!r}.")
         rng = random.Random(seed)
         if self._where is None:
@@ -422,9 +429,4 @@ class RunBuilder(Sequence):
         body = grids[0] if len(grids) == 1 else "[" + ", ".join(grids) + "]"
         where = "" if self._where is None else ", where=..."
         return f"RunBuilder({body}{where})"
-
-
-def as_run_builder(params: Any) -> RunBuilder:
-    """``params`` as a RunBuilder: itself if it is one, else a new grid over it."""
-    return params if isinstance(params, RunBuilder) else RunBuilder(params)
 

@@ -2,21 +2,27 @@
 
 It hooks epochs only (a plain Python ``on_epoch_end`` costs about 30 µs; batch
 hooks would cost on every batch), records every key Keras puts in ``logs``,
-and stops training at the epoch whose loss became NaN or infinite.
+and stops training at the epoch whose loss became NaN or infinite. It uses the
+RunManager's public methods only.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import keras
 
 from runmanager.errors import LifecycleError
+from runmanager.events import Status
 
 if TYPE_CHECKING:
     from runmanager.tracking import RunManager
 
 __all__ = ["RunCallback"]
+
+# The standalone callback whose run each manager is in, to spot a fit() that raised.
+_BEGUN_BY: weakref.WeakKeyDictionary[Any, RunCallback] = weakref.WeakKeyDictionary()
 
 
 class RunCallback(keras.callbacks.Callback):
@@ -38,37 +44,33 @@ class RunCallback(keras.callbacks.Callback):
         self._used = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        manager = self.manager
         if self.managed:
-            if self.manager._epoch is not None:
-                # An earlier fit() of this run raised mid-epoch and train() went on: drop that epoch.
-                self.manager._epoch = None
-                self.manager.epoch_count -= 1
-            self.manager.model = self.model
+            manager.discard_epoch()  # an earlier fit() of this run raised mid-epoch and train() went on
+            manager.model = self.model
             return
         if self._used:
             raise LifecycleError(
-                f"This callback already recorded run {self.manager.run_count}; "
+                f"This callback already recorded run {manager.run_count}; "
                 "create a new one with m.callback(run) for each fit()."
             )
         self._used = True
-        manager = self.manager
-        if manager._run is not None and isinstance(manager._owner, RunCallback):
+        if manager.run_active and _BEGUN_BY.get(manager) is not None:
             # The fit() of an earlier callback raised, so its on_train_end never came.
-            manager._ending = ("failed", "fit() raised before the run ended", None)
-            manager.end_run()
+            manager.end_run_as(Status.FAILED, "fit() raised before the run ended")
         manager.begin_run(self.run, model=self.model)
-        manager._owner = self
+        _BEGUN_BY[manager] = self
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.manager.begin_epoch()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.manager._log_keras_metrics(logs or {})
+        self.manager.record_logs(logs or {})
         self.manager.end_epoch()
-        if self.manager.run_diverged:
+        if self.manager.run_diverged and self.model is not None:
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self.managed:
-            self.manager._owner = None
+            _BEGUN_BY.pop(self.manager, None)
             self.manager.end_run()

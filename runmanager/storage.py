@@ -8,7 +8,9 @@ A ``log_dir`` holds:
   moment with every finished epoch in it.
 - ``results.csv`` / ``results.json``: one row per epoch;
   ``summary.csv`` / ``summary.json``: one row per run. Rewritten atomically
-  (a temporary file in the same folder, then :func:`os.replace`) after every run.
+  (a temporary file in the same folder, then :func:`os.replace`) after a run
+  whenever that is cheap next to the run (see :mod:`runmanager.sinks.exports`),
+  and always at the end of a sweep and on close.
 
 Nothing here needs TensorFlow or Keras.
 """
@@ -20,24 +22,29 @@ import math
 import os
 import tempfile
 import warnings
-from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from runmanager.errors import InvalidArgumentTypeError, JournalError, LogDirError
+from runmanager.events import from_dict
+from runmanager.results import Results, fold, union
 
 __all__ = [
     "EXPORT_NAMES",
     "JOURNAL_NAME",
+    "TENSORBOARD_DIR",
     "Journal",
-    "Results",
     "atomic_write",
     "load_results",
+    "load_for_writing",
     "load_summary",
     "prepare_log_dir",
     "read_journal",
+    "remove_outputs",
+    "results_from_journal",
+    "write_exports",
+    "write_frame",
 ]
 
 JOURNAL_NAME = "journal.jsonl"
@@ -51,145 +58,8 @@ EXPORT_NAMES = (
     f"{SUMMARY_NAME}.csv",
     f"{SUMMARY_NAME}.json",
 )
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
-
-
-# --------------------------------------------------------------------------------------
-# The fold of events into runs and rows
-# --------------------------------------------------------------------------------------
-@dataclass
-class RunRecord:
-    """Everything known about one run, folded from its events."""
-
-    number: int
-    run_id: str
-    params: dict[str, Any]
-    status: str = "running"
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    traceback: str | None = None
-    run_duration: float | None = None
-
-
-def _union(names: Iterable[str], into: dict[str, None]) -> None:
-    for name in names:
-        into.setdefault(name, None)
-
-
-class Results:
-    """Runs and epoch rows, built by applying events in order.
-
-    The same fold serves a live RunManager and a journal read back from disk,
-    so both always agree on what a sweep holds.
-    """
-
-    def __init__(self) -> None:
-        self.runs: dict[int, RunRecord] = {}
-        self.by_id: dict[str, RunRecord] = {}
-        self._metrics: dict[str, None] = {}
-        self._extras: dict[str, None] = {}
-        self._params: dict[str, None] = {}
-
-    def apply(self, event: Mapping[str, Any]) -> None:
-        """Fold one journal event (``run_start``, ``epoch``, ``run_end``) into the state."""
-        kind = event.get("type")
-        if kind == "run_start":
-            # A rerun of a run (resume) starts it afresh: its old partial epochs go.
-            record = RunRecord(event["run"], event["run_id"], dict(event["params"]))
-            self.runs[record.number] = record
-            self.by_id[record.run_id] = record
-            _union(record.params, self._params)
-        elif kind == "epoch":
-            record = self.runs[event["run"]]
-            record.epochs.append(dict(event))
-            record.run_duration = event["run_duration"]
-            _union(event["metrics"], self._metrics)
-            _union(event["extras"], self._extras)
-        elif kind == "run_end":
-            record = self.runs[event["run"]]
-            record.status = event["status"]
-            record.error = event.get("error")
-            record.traceback = event.get("traceback")
-            record.run_duration = event.get("run_duration", record.run_duration)
-        # Other events ("sweep") describe the sweep, not its rows.
-
-    @property
-    def next_number(self) -> int:
-        return max(self.runs, default=0) + 1
-
-    @property
-    def metric_names(self) -> list[str]:
-        return list(self._metrics)
-
-    @property
-    def param_names(self) -> list[str]:
-        return list(self._params)
-
-    def columns(self) -> list[str]:
-        """Epoch-row columns: run, epoch, metrics, extras, durations, params."""
-        return [
-            "run",
-            "epoch",
-            *self._metrics,
-            *self._extras,
-            "epoch_duration",
-            "run_duration",
-            *self._params,
-        ]
-
-    @staticmethod
-    def row(record: RunRecord, epoch: Mapping[str, Any]) -> OrderedDict[str, Any]:
-        """One epoch row in API order."""
-        row: OrderedDict[str, Any] = OrderedDict(run=record.number, epoch=epoch["epoch"])
-        row.update(epoch["metrics"])
-        row.update(epoch["extras"])
-        row["epoch_duration"] = epoch["epoch_duration"]
-        row["run_duration"] = epoch["run_duration"]
-        row.update(record.params)
-        return row
-
-    def rows(self) -> Iterator[OrderedDict[str, Any]]:
-        for number in sorted(self.runs):
-            record = self.runs[number]
-            for epoch in record.epochs:
-                yield self.row(record, epoch)
-
-    def frame(self) -> Any:
-        """Every epoch row as a pandas DataFrame, one aligned column per name."""
-        import pandas as pd
-
-        return pd.DataFrame(list(self.rows()), columns=self.columns())
-
-    def summary_columns(self) -> list[str]:
-        return [
-            "run",
-            *self._params,
-            "status",
-            "epochs",
-            *self._metrics,
-            *self._extras,
-            "run_duration",
-            "error",
-        ]
-
-    def summary(self) -> Any:
-        """One row per run: params, status, epochs, final metrics, duration, error."""
-        import pandas as pd
-
-        rows = []
-        for number in sorted(self.runs):
-            record = self.runs[number]
-            row: dict[str, Any] = {"run": number, **record.params}
-            row["status"] = record.status
-            row["epochs"] = len(record.epochs)
-            # The final value of each metric: from the last epoch that has it.
-            for epoch in record.epochs:
-                row.update(epoch["metrics"])
-                row.update(epoch["extras"])
-            row["run_duration"] = record.run_duration
-            row["error"] = record.error
-            rows.append(row)
-        return pd.DataFrame(rows, columns=self.summary_columns())
+#: TensorBoard's folder inside a log_dir.
+TENSORBOARD_DIR = "tensorboard"
 
 
 # --------------------------------------------------------------------------------------
@@ -288,10 +158,12 @@ def read_journal(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def results_from_journal(path: str | os.PathLike[str]) -> Results:
-    results = Results()
-    for event in read_journal(path):
-        results.apply(event)
-    return results
+    """The runs of a journal file, folded from its events.
+
+    Example:
+        results = results_from_journal("runs/digits/journal.jsonl")
+    """
+    return fold(event for event in map(from_dict, read_journal(path)) if event is not None)
 
 
 # --------------------------------------------------------------------------------------
@@ -393,7 +265,7 @@ def _read_json_frame(path: Path) -> Any:
         raise LogDirError(f"{path} is not a JSON list of records, as runmanager writes.")
     columns: dict[str, None] = {}
     for record in records:
-        _union(record, columns)
+        union(record, columns)
     return pd.DataFrame(records, columns=list(columns))
 
 
@@ -444,3 +316,50 @@ def load_summary(path: str | os.PathLike[str]) -> Any:
         load_summary("runs/digits")[["run", "status", "epochs"]]
     """
     return _load(path, SUMMARY_NAME, "summary")
+
+
+# --------------------------------------------------------------------------------------
+# Opening a log_dir for writing
+# --------------------------------------------------------------------------------------
+def remove_outputs(log_dir: Path) -> None:
+    """Delete every file a sweep wrote in ``log_dir`` (``overwrite=True``); other files stay."""
+    import shutil
+
+    for name in EXPORT_NAMES:
+        (log_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(log_dir / TENSORBOARD_DIR, ignore_errors=True)
+
+
+def load_for_writing(
+    log_dir: Path, *, overwrite: bool, resume: bool, fields: tuple[str, ...] | None, allow_grid_change: bool
+) -> Results:
+    """The runs already in ``log_dir``, checked against what the writer wants to do with them.
+
+    Call it holding the log_dir's writer lock. With ``overwrite`` the old files are removed
+    and nothing is returned; otherwise earlier runs are an error unless ``resume``, and a
+    resumed sweep over other parameter names is an error unless ``allow_grid_change``.
+
+    Raises:
+        LogDirError: the log_dir holds an earlier sweep that may not be touched this way.
+    """
+    from runmanager.results import params_changed
+
+    journal = log_dir / JOURNAL_NAME
+    loaded = results_from_journal(journal) if journal.exists() else Results()
+    if loaded.runs and overwrite:
+        remove_outputs(log_dir)
+        return Results()
+    if loaded.runs and not resume:
+        raise LogDirError(
+            f"log_dir {str(log_dir)!r} already holds {len(loaded.runs)} run(s) of an earlier sweep. "
+            "Pass resume=True to sweep() to continue it, overwrite=True to RunManager() to "
+            "replace it, or choose another log_dir."
+        )
+    changed = None if fields is None or allow_grid_change else params_changed(loaded, fields)
+    if changed is not None:
+        raise LogDirError(
+            f"log_dir {str(log_dir)!r} holds a sweep over other parameters: added {changed[0]}, "
+            f"removed {changed[1]}. Resume it with the same parameter names, pass "
+            "allow_grid_change=True, or choose another log_dir."
+        )
+    return loaded

@@ -1,171 +1,191 @@
-"""Running a sweep: every run of a grid through the user's ``train`` function.
+"""The Sweep: one loop over a search's runs, whatever executes them.
 
-The sequential executor runs them one after another in this process. Each run
-is recorded with a status: ``completed``, ``failed`` (``train`` raised; the
-sweep goes on), ``diverged`` (a loss became NaN/inf; training stopped at that
-epoch) or ``interrupted`` (Ctrl-C; the interrupt is re-raised after the files
-are made consistent).
+A :class:`Sweep` asks its search for runs, numbers them (a run already in the
+journal keeps its number), skips what a resumed sweep already finished, seeds
+each run, hands it to the executor whenever the executor has room, counts how
+runs end, tells the search, and stops after too many failures in a row.
+
+Statuses: ``completed``, ``failed`` (``train`` raised; the sweep goes on),
+``diverged`` (a loss became NaN/inf; training stopped at that epoch) and
+``interrupted`` (Ctrl-C or a worker that died; Ctrl-C is raised again once the
+files are consistent).
 """
 
 from __future__ import annotations
 
 import os
-import traceback
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, is_int
+from runmanager.events import Status, SweepEnded
+from runmanager.executors import EXECUTORS, Executor, Task
 from runmanager.naming import params_of, run_id
 
 if TYPE_CHECKING:
-    from runmanager.grid import RunBuilder
-    from runmanager.tracking import RunManager
+    from runmanager.results import Results
+    from runmanager.search import Search
 
-__all__ = ["EXECUTORS", "Tally", "check_sweep_arguments", "plan_runs", "run_one", "run_sequential"]
-
-EXECUTORS = ("sequential", "processes", "ray")
-#: Statuses of runs that a resumed sweep does not run again (failed/diverged: unless retried).
-_DONE = {"completed"}
-_FAILED = {"failed", "diverged"}
+__all__ = ["Sweep", "Tally", "check_sweep_arguments", "create_executor"]
 
 
 def check_sweep_arguments(
-    train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any
+    train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any,
+    max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any,
 ) -> None:
     """Reject bad sweep arguments before any run starts."""
     if not callable(train):
-        raise InvalidArgumentTypeError(
-            f"train must be a function train(run, callbacks), got {train!r}."
-        )
-    if executor not in EXECUTORS:
+        raise InvalidArgumentTypeError(f"train must be a function train(run, callbacks), got {train!r}.")
+    if executor not in EXECUTORS and not isinstance(executor, Executor):
         raise InvalidArgumentError(
             f"Unknown executor {executor!r}; choose one of {', '.join(map(repr, EXECUTORS))}."
         )
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+    if seed is not None and not is_int(seed):
         raise InvalidArgumentTypeError(f"seed must be an int or None, got {seed!r}.")
-    if (not isinstance(max_consecutive_failures, int) or isinstance(max_consecutive_failures, bool)
-            or max_consecutive_failures < 0):
+    if not is_int(max_consecutive_failures) or max_consecutive_failures < 0:
         raise InvalidArgumentError(
             "max_consecutive_failures must be a non-negative int (0: never stop), "
             f"got {max_consecutive_failures!r}."
         )
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+    if workers is not None and (not is_int(workers) or workers < 1):
         raise InvalidArgumentError(f"workers must be a positive int, got {workers!r}.")
-
-
-def plan_runs(manager: RunManager, grid: RunBuilder, *, retry_failed: bool) -> Iterator[tuple[int, Any]]:
-    """``(run number, run)`` for each run still to do, lazily, in grid order.
-
-    A run already in the journal keeps its number; a new one takes the next free number.
-    A run that appears twice in the grid (a union of grids can repeat one) runs once.
-    """
-    results = manager._results
-    next_number = results.next_number
-    seen: set[str] = set()
-    for run in grid:
-        rid = run_id(params_of(run))
-        if rid in seen:
-            continue
-        seen.add(rid)
-        record = results.by_id.get(rid)
-        if record is None:
-            yield next_number, run
-            next_number += 1
-        elif record.status in _DONE or (record.status in _FAILED and not retry_failed):
-            continue
-        else:
-            yield record.number, run
-
-
-def clear_keras_session() -> None:
-    """Free the last run's graph and layers cheaply.
-
-    ``clear_session()``'s default ``gc.collect()`` grows slower with every run
-    (167 ms at run 1, 515 ms at run 60 measured with Keras 3.15), so it is skipped.
-    """
-    import keras
-
-    keras.backend.clear_session(free_memory=False)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and the Keras backend, so runs differ only by their params."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-
-
-def run_one(manager: RunManager, train: Callable[..., Any], number: int, run: Any, seed: int | None) -> str:
-    """Run ``train`` for one run under ``manager``; return its status.
-
-    Exceptions from ``train`` are recorded, not raised; KeyboardInterrupt is
-    recorded as ``interrupted`` and raised again.
-    """
-    from runmanager.keras_callback import RunCallback
-
-    clear_keras_session()
-    if seed is not None:
-        seed_everything(seed)
-    manager._assigned_number = number
-    manager.begin_run(run)
-    manager._owner = "sweep"
-    callback = RunCallback(manager, run, managed=True)
-    try:
-        train(run, [callback])
-    except KeyboardInterrupt:
-        manager._ending = ("interrupted", "KeyboardInterrupt", None)
-        manager.end_run()
-        raise
-    except Exception as exc:  # noqa: BLE001 - one bad run must not kill the sweep
-        manager._ending = ("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        manager.end_run()
-        return "failed"
-    if manager._epoch is not None:
-        manager._epoch = None  # a custom loop that began an epoch and never ended it
-    if manager.epoch_count == 0:
-        warnings.warn(
-            f"Run {number} {tuple(run)} recorded no epochs: train() must pass `callbacks` to "
-            "model.fit(), or drive them in a custom loop.",
-            RuntimeWarning,
-            stacklevel=2,
+    if not is_int(max_runs_per_worker) or max_runs_per_worker < 1:
+        raise InvalidArgumentError(f"max_runs_per_worker must be a positive int, got {max_runs_per_worker!r}.")
+    if gpus is not None and not (isinstance(gpus, (list, tuple)) and all(isinstance(g, (int, str)) for g in gpus)):
+        raise InvalidArgumentTypeError(
+            f"gpus must be None (use every visible GPU) or a list of GPU ids such as [0, 1], got {gpus!r}."
         )
-    status = "diverged" if manager.run_diverged else "completed"
-    manager.end_run()
-    return status
+    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise InvalidArgumentError(f"{name} must be a non-negative number, got {value!r}.")
+
+
+def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int, gpus: list[str] | None,
+                    ray_address: str | None, num_cpus: float, num_gpus: float) -> Executor:
+    """The executor ``sweep(executor=name)`` stands for."""
+    if name == "sequential":
+        from runmanager.executors.sequential import SequentialExecutor
+
+        return SequentialExecutor()
+    if name == "processes":
+        from runmanager.executors.processes import ProcessExecutor
+
+        return ProcessExecutor(workers, max_runs_per_worker=max_runs_per_worker, gpus=gpus)
+    from runmanager.executors.ray_actors import RayExecutor
+
+    return RayExecutor(workers, max_runs_per_worker=max_runs_per_worker, address=ray_address,
+                       num_cpus=num_cpus, num_gpus=num_gpus)
 
 
 class Tally:
-    """Counts runs by status, and stops the sweep after too many failures in a row."""
+    """Counts runs by status, and stops the sweep after too many failures in a row.
 
-    def __init__(self, manager: RunManager, max_consecutive_failures: int) -> None:
-        self.manager = manager
+    Example:
+        >>> tally = Tally(max_consecutive_failures=2)
+        >>> tally.add(1, Status.COMPLETED, None); tally.counts
+        {'completed': 1}
+    """
+
+    def __init__(self, max_consecutive_failures: int, log_dir: Any = None) -> None:
         self.limit = max_consecutive_failures
+        self.log_dir = log_dir
         self.counts: dict[str, int] = {}
         self.failures = 0
 
-    def add(self, number: int, status: str) -> None:
+    def add(self, number: int, status: Status, error: str | None) -> None:
         """Count run ``number``'s ``status``; raise SweepError once the limit of failures is reached."""
-        self.counts[status] = self.counts.get(status, 0) + 1
+        self.counts[status.value] = self.counts.get(status.value, 0) + 1
         # A worker that died takes its run with it: that counts as a failure too.
-        self.failures = self.failures + 1 if status in ("failed", "interrupted") else 0
+        self.failures = self.failures + 1 if status in (Status.FAILED, Status.INTERRUPTED) else 0
         if self.limit and self.failures >= self.limit:
-            log_dir = self.manager.log_dir
+            journal = os.fspath(self.log_dir / "journal.jsonl") if self.log_dir else "the journal of a log_dir"
             raise SweepError(
                 f"The sweep stopped after {self.failures} failed runs in a row; the last one, run {number}, "
-                f"ended with {self.manager._results.runs[number].error}. Something is wrong for every "
-                f"run: check train() (tracebacks are in "
-                f"{os.fspath(log_dir / 'journal.jsonl') if log_dir else 'the journal of a log_dir'}), "
-                "or pass max_consecutive_failures=0 to never stop."
+                f"ended with {error}. Something is wrong for every run: check train() (tracebacks are in "
+                f"{journal}), or pass max_consecutive_failures=0 to never stop."
             )
 
 
-def run_sequential(
-    manager: RunManager, train: Callable[..., Any], plan: Iterator[tuple[int, Any]], *,
-    seed: int | None, max_consecutive_failures: int,
-) -> dict[str, int]:
-    """Run the planned runs one after another in this process; return counts by status."""
-    tally = Tally(manager, max_consecutive_failures)
-    for number, run in plan:
-        tally.add(number, run_one(manager, train, number, run, seed))
-    return tally.counts
+class Sweep:
+    """One sweep of ``train`` over ``search`` for ``manager``, on ``executor``.
+
+    ``manager`` has opened its log_dir already; ``results`` is its fold of the
+    journal, which tells what a resumed sweep has done.
+
+    Example:
+        counts = Sweep(m, train, GridSearch(grid), SequentialExecutor(), results).run()
+    """
+
+    def __init__(self, manager: Any, train: Callable[..., Any], search: Search, executor: Executor,
+                 results: Results, *, seed: int | None = None, retry_failed: bool = False,
+                 max_consecutive_failures: int = 3) -> None:
+        self.manager = manager
+        self.train = train
+        self.search = search
+        self.executor = executor
+        self.results = results
+        self.seed = seed
+        self.retry_failed = retry_failed
+        self.tally = Tally(max_consecutive_failures, manager.log_dir)
+        self._next_number = results.next_number
+        self._seen: set[str] = set()
+        self._runs: dict[int, Any] = {}
+
+    def next_task(self) -> Task | None:
+        """The next run to do, numbered, or ``None`` when the search has no more.
+
+        A run already in the journal keeps its number; a new one takes the next free
+        number. A finished run is skipped (failed and diverged ones are retried with
+        ``retry_failed``), and so is a run the search proposes twice.
+        """
+        while (run := self.search.ask()) is not None:
+            rid = run_id(params_of(run))
+            if rid in self._seen:
+                continue
+            self._seen.add(rid)
+            record = self.results.by_id.get(rid)
+            if record is None:
+                number = self._next_number
+                self._next_number += 1
+            elif record.status.finished and not (record.status.unsuccessful and self.retry_failed):
+                continue
+            else:
+                number = record.number
+            return Task(number, run, self.seed)
+        return None
+
+    def run(self) -> dict[str, int]:
+        """Run the sweep to its end; return the counts by status."""
+        executor = self.executor
+        self.search.start(self.results)
+        reason = "interrupted"
+        executor.open(self.manager, self.train, self.search)
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and executor.running() < executor.capacity:
+                    task = self.next_task()
+                    if task is None:
+                        exhausted = True
+                    else:
+                        executor.submit(task)
+                if exhausted and not executor.running():
+                    break
+                for task, status in executor.wait():
+                    self._ended(task, status)
+            reason = "finished"
+        except BaseException as exc:
+            # Ctrl-C, a stopped sweep, or a driver error: stop the workers, record their runs.
+            reason = "stopped" if isinstance(exc, SweepError) else "interrupted"
+            executor.abort("KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt)
+                           else f"sweep stopped: {type(exc).__name__}")
+            raise
+        finally:
+            executor.close()
+            self.manager.end_sweep(SweepEnded(dict(self.tally.counts), reason))
+        return self.tally.counts
+
+    def _ended(self, task: Task, status: Status) -> None:
+        record = self.results.runs[task.number]
+        self.search.tell(task.run, record)
+        self.tally.add(task.number, status, record.error)

@@ -34,13 +34,15 @@ import shutil
 import socket
 import struct
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import IO, Any
 
 from runmanager.errors import InvalidArgumentError, LogDirError, RunManagerError, missing_extra
+from runmanager.events import EpochEnded, RunEnded, RunStarted, Status, SweepStarted
 from runmanager.naming import jsonable, safe_name
+from runmanager.sinks import Sink
+from runmanager.storage import TENSORBOARD_DIR
 
 __all__ = ["TensorBoardWriter", "serve"]
 
@@ -52,10 +54,10 @@ _VALIDATION_PREFIX = "val_"
 #: runmanager status -> TensorBoard ``api_pb2.Status`` name. TensorBoard has no
 #: "aborted" status: an interrupted run is neither a success nor a failure of its params.
 STATUSES = {
-    "completed": "STATUS_SUCCESS",
-    "failed": "STATUS_FAILURE",
-    "diverged": "STATUS_FAILURE",
-    "interrupted": "STATUS_UNKNOWN",
+    Status.COMPLETED: "STATUS_SUCCESS",
+    Status.FAILED: "STATUS_FAILURE",
+    Status.DIVERGED: "STATUS_FAILURE",
+    Status.INTERRUPTED: "STATUS_UNKNOWN",
 }
 #: Above this many distinct values a parameter's domain is an interval or left out.
 MAX_DISCRETE = 1000
@@ -202,12 +204,12 @@ def _read_summaries(path: Path) -> list[Any]:
     return summaries
 
 
-class TensorBoardWriter:
+class TensorBoardWriter(Sink):
     """Writes a sweep's events as TensorBoard scalars and HParams dashboard data.
 
-    A :class:`~runmanager.RunManager` made with ``tensorboard=True`` owns one and
-    feeds it every event; it needs nothing else, so the events may come from
-    runs trained in other processes.
+    A sink (:mod:`runmanager.sinks`): a :class:`~runmanager.RunManager` made with
+    ``tensorboard=True`` holds one and sends it every event; it needs nothing
+    else, so the events may come from runs trained in other processes.
 
     - ``hparams-config-N/``: the ``hparams_config``, one ``HParam`` per
       parameter (the user's own ``hp.HParam`` when the grid was built from
@@ -373,19 +375,17 @@ class TensorBoardWriter:
         self._config_dirty = False
 
     # -- the events ------------------------------------------------------------------------
-    def write(self, event: Mapping[str, Any], record: Any) -> None:
-        """Write one RunManager event (``run_start``, ``epoch``, ``run_end``) of run ``record``.
+    def on_sweep_start(self, event: SweepStarted, search: Any) -> None:
+        self.set_grid(search)
 
-        Example:
-            writer.write({"type": "epoch", "run": 1, "epoch": 1, "metrics": {"loss": 0.5}}, record)
-        """
-        kind = event.get("type")
-        if kind == "run_start":
-            self._start_run(record, event.get("time"))
-        elif kind == "epoch":
-            self._write_epoch(record, event)
-        elif kind == "run_end":
-            self._end_run(record, event.get("status", record.status))
+    def on_run_start(self, event: RunStarted, record: Any) -> None:
+        self._start_run(record, event.time)
+
+    def on_epoch_end(self, event: EpochEnded, record: Any) -> None:
+        self._write_epoch(record, event)
+
+    def on_run_end(self, event: RunEnded, record: Any) -> None:
+        self._end_run(record, event.status)
 
     def _run_folder(self, record: Any) -> Path:
         folder = self.folder / safe_name(record.number, record.params)
@@ -421,11 +421,11 @@ class TensorBoardWriter:
         # mid-run): carry on in its folder, keeping what is there.
         return files if files is not None else self._start_run(record, None, fresh=False)
 
-    def _write_epoch(self, record: Any, event: Mapping[str, Any]) -> None:
+    def _write_epoch(self, record: Any, event: EpochEnded) -> None:
         tb = _tb()
         files = self._files(record)
         by_group: dict[str, list[Any]] = {}
-        for name, value in event.get("metrics", {}).items():
+        for name, value in event.metrics.items():
             if name not in self._metrics:
                 self._metrics[name] = None
                 self._config_dirty = True
@@ -435,10 +435,10 @@ class TensorBoardWriter:
         now = time.time()
         for group, values in by_group.items():
             events = files.group(group)
-            events.add(tb.summary_pb2.Summary(value=values), step=int(event["epoch"]), wall_time=now)
+            events.add(tb.summary_pb2.Summary(value=values), step=event.epoch, wall_time=now)
             events.flush()
 
-    def _end_run(self, record: Any, status: str) -> None:
+    def _end_run(self, record: Any, status: Status) -> None:
         tb = _tb()
         files = self._files(record)
         end = tb.plugin_data_pb2.SessionEndInfo(
@@ -478,8 +478,6 @@ def serve(log_dir: str | os.PathLike[str], port: int = 0) -> int:
     Example:
         serve("runs/digits")  # prints "TensorBoard for ... at http://127.0.0.1:PORT/"; 0 after Ctrl-C
     """
-    from runmanager.tracking import TENSORBOARD_DIR
-
     path = Path(log_dir)
     if not path.is_dir():
         raise LogDirError(

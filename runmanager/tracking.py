@@ -3,20 +3,21 @@
 A RunManager is fed either by the PyTorch-style manual calls (``begin_run``,
 ``begin_epoch``, ``track_loss``, ``end_epoch``, ``end_run``) or by a Keras
 callback (:meth:`RunManager.callback`). Every change becomes an event
-(``run_start``, ``epoch``, ``run_end``) that is folded into the in-memory
-results, appended to the journal in ``log_dir``, shown in the live table and,
-when asked, written for TensorBoard. Keras is imported only where it is used.
+(:mod:`runmanager.events`) that is folded into the in-memory results
+(:mod:`runmanager.results`) and sent to the manager's sinks
+(:mod:`runmanager.sinks`): the journal and the exports in ``log_dir``, the live
+table, TensorBoard, and any sink the user adds. Sweeps live in
+:mod:`runmanager.sweep`; :meth:`RunManager.sweep` is their entry. Keras is
+imported only where it is used.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import shutil
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,22 +30,15 @@ from runmanager.errors import (
     LifecycleError,
     LogDirError,
 )
+from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status, SweepEnded, SweepStarted
 from runmanager.grid import RESERVED_NAMES
-from runmanager.naming import jsonable, params_of, run_id
-from runmanager.storage import (
-    EXPORT_NAMES,
-    JOURNAL_NAME,
-    Journal,
-    Results,
-    prepare_log_dir,
-    results_from_journal,
-    write_exports,
-    write_frame,
-)
+from runmanager.naming import jsonable, params_of
+from runmanager.results import Results, RunRecord
+from runmanager.sinks import Sink, SinkList
+from runmanager.sinks.table import TableSink
+from runmanager.storage import JOURNAL_NAME, TENSORBOARD_DIR, load_for_writing, prepare_log_dir, write_frame
 
 __all__ = ["RunManager"]
-
-TENSORBOARD_DIR = "tensorboard"
 
 
 def _to_numpy(value: Any) -> Any:
@@ -54,10 +48,6 @@ def _to_numpy(value: Any) -> Any:
     if detach is not None:
         value = detach().cpu()
     return np.asarray(value)
-
-
-def _is_loss(name: str) -> bool:
-    return name == "loss" or name.endswith("_loss")
 
 
 @dataclass
@@ -82,12 +72,14 @@ class RunManager:
 
     Args:
         log_dir: folder for the journal and the result files; ``None`` keeps
-            everything in memory. Created if missing.
+            everything in memory. Created if missing. One RunManager at a time
+            writes into a log_dir (see :mod:`runmanager.lock`).
         verbose: 1 prints a live table, one line per epoch; 0 prints nothing.
         tensorboard: also write TensorBoard scalars and HParams data under
             ``log_dir/tensorboard`` (needs ``runmanager[tensorboard]``).
         overwrite: replace the runs already in ``log_dir`` instead of refusing.
         durable: fsync the journal after every event (on by default).
+        sinks: more consumers of the events (:class:`runmanager.sinks.Sink`).
 
     Raises:
         LogDirError: ``log_dir`` is a file or not writable.
@@ -112,6 +104,7 @@ class RunManager:
         tensorboard: bool = False,
         overwrite: bool = False,
         durable: bool = True,
+        sinks: Iterable[Sink] = (),
     ) -> None:
         if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
             raise InvalidArgumentTypeError(f"log_dir must be a path or None, got {log_dir!r}.")
@@ -126,16 +119,20 @@ class RunManager:
         self.run_params: Any = None
         self.model: Any = None
         self._results = Results()
-        self._journal: Journal | None = None
+        self._keep_results = True  # False in a worker's copy: it keeps only its current run
+        self._sinks = SinkList(sinks)
+        self._file_sinks: list[Sink] = []  # the journal and the exports, while the log_dir is open
+        self._lock: Any = None
         self._opened = False
+        self._in_sweep = False
+        self._taken_over = False
         self._run: _ActiveRun | None = None
         self._epoch: _ActiveEpoch | None = None
-        self._owner: Any = None  # what began the current run: a callback, the sweep, or the user
-        self._assigned_number: int | None = None  # set by a sweep just before begin_run()
-        self._ending: tuple[str, str | None, str | None] | None = None  # set by a sweep before end_run()
-        self._sink: Callable[[Mapping[str, Any]], None] | None = None  # in a worker: sends events to the driver
-        self._table = LiveTable() if self.verbose else None
+        self._number: int | None = None  # from begin_run_as(), for the begin_run() it calls
+        self._ending: tuple[Status, str | None, str | None] | None = None  # from end_run_as()
         self._tensorboard: Any = None
+        if self.verbose:
+            self._sinks.add(TableSink(LiveTable(), self.log_dir))
         if tensorboard:
             self._enable_tensorboard()
 
@@ -147,6 +144,22 @@ class RunManager:
         from runmanager.tensorboard import TensorBoardWriter
 
         self._tensorboard = TensorBoardWriter(self.log_dir / TENSORBOARD_DIR)
+        self._sinks.add(self._tensorboard)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Send every later event to ``sink`` too (after the journal, the exports and the table).
+
+        Example:
+            m.add_sink(MyMlflowSink())
+        """
+        if not isinstance(sink, Sink):
+            raise InvalidArgumentTypeError(f"add_sink() takes a runmanager.sinks.Sink, got {sink!r}.")
+        self._sinks.add(sink)
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        """The consumers of this manager's events, in the order they get them."""
+        return tuple(self._sinks)
 
     # ------------------------------------------------------------------------------
     # State, as in the original RunManager
@@ -171,10 +184,24 @@ class RunManager:
         """
         return self._results.summary()
 
+    def run_record(self, number: int) -> RunRecord | None:
+        """What is known of run ``number`` (status, epochs, error), or None.
+
+        Example:
+            >>> RunManager(verbose=0).run_record(1) is None
+            True
+        """
+        return self._results.runs.get(number)
+
     @property
     def run_diverged(self) -> bool:
         """True once a loss of the current run became NaN or infinite: stop training it."""
         return self._run is not None and self._run.diverged
+
+    @property
+    def run_active(self) -> bool:
+        """True between ``begin_run`` and ``end_run``."""
+        return self._run is not None
 
     def extra_columns(self) -> Mapping[str, Any]:
         """Extra columns for the epoch row; override in a subclass. Called at every epoch end.
@@ -214,19 +241,28 @@ class RunManager:
                 )
         self._open()
         # A sweep assigns the number (a resumed run keeps its own); otherwise the next free one.
-        number, self._assigned_number = self._assigned_number or self._results.next_number, None
+        number = self._number or self._results.next_number
         self.run_count = number
         self.epoch_count = 0
         self.run_params = run
         self.model = model
-        self._run = _ActiveRun(number, run_id(params), params, time.perf_counter())
-        self._emit({
-            "type": "run_start",
-            "run": number,
-            "run_id": self._run.run_id,
-            "params": jsonable(params),
-            "time": time.time(),
-        })
+        event = RunStarted.of(number, params)
+        self._run = _ActiveRun(number, event.run_id, params, time.perf_counter())
+        self._emit(event)
+
+    def begin_run_as(self, run: Any, number: int) -> None:
+        """Begin ``run`` as run ``number`` of a sweep (a resumed run keeps its number), through
+        the overridable :meth:`begin_run`. Sweeps and executors call it; code of your own calls
+        ``begin_run``.
+
+        Example:
+            m.begin_run_as(run, 7)
+        """
+        self._number = number
+        try:
+            self.begin_run(run)
+        finally:
+            self._number = None
 
     def begin_epoch(self) -> None:
         """Start an epoch of the current run."""
@@ -332,19 +368,10 @@ class RunManager:
             extras[name] = value
         self._check_columns(metrics, extras, run.params)
         now = time.perf_counter()
-        event = {
-            "type": "epoch",
-            "run": run.number,
-            "run_id": run.run_id,
-            "epoch": self.epoch_count,
-            "metrics": metrics,
-            "extras": jsonable(extras),
-            "epoch_duration": now - epoch.start,
-            "run_duration": now - run.start,
-        }
+        event = EpochEnded(run.number, run.run_id, self.epoch_count, metrics, jsonable(extras),
+                           now - epoch.start, now - run.start)
         self._epoch = None
-        if any(_is_loss(name) and not math.isfinite(value) for name, value in metrics.items()):
-            run.diverged = True
+        run.diverged = run.diverged or event.diverged
         self._emit(event)
 
     @staticmethod
@@ -378,8 +405,79 @@ class RunManager:
                     f"end_run() was called while epoch {self.epoch_count} is still going; "
                     "call end_epoch() first."
                 )
-            ending = ("diverged" if self._run.diverged else "completed", None, None)
-        self._finish_run(*ending)
+            ending = (Status.DIVERGED if self._run.diverged else Status.COMPLETED, None, None)
+        run, self._run = self._run, None
+        self._epoch = None  # an epoch still open is dropped, not recorded
+        self.model = None
+        record = self._results.runs[run.number]
+        status, error, traceback = ending
+        self._emit(RunEnded(run.number, run.run_id, status, len(record.epochs), time.perf_counter() - run.start,
+                            error, traceback))
+
+    def end_run_as(self, status: Status | str, error: str | None = None, traceback: str | None = None) -> None:
+        """End the current run with ``status`` (and the error that caused it), through the
+        overridable :meth:`end_run`. An epoch still open is dropped. Sweeps and adapters call it.
+
+        Example:
+            m.end_run_as("failed", "ValueError: bad input")
+        """
+        self._ending = (Status(status), error, traceback)
+        try:
+            self.end_run()
+        finally:
+            self._ending = None
+
+    def discard_epoch(self) -> None:
+        """Drop the epoch that is going, if any, without a row (its fit() raised or was left).
+
+        Example:
+            >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
+            >>> m.discard_epoch(); m.epoch_count
+            0
+        """
+        if self._epoch is not None:
+            self._epoch = None
+            self.epoch_count -= 1
+
+    def record_logs(self, logs: Mapping[str, Any]) -> None:
+        """Record metric values already averaged over the epoch (what Keras passes to
+        ``on_epoch_end``), in their order; a value that is not a number is skipped with a warning.
+
+        Example:
+            >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
+            >>> m.record_logs({"loss": 0.5, "val_loss": 0.75}); m.end_epoch()
+            >>> m.results[["loss", "val_loss"]].values.tolist()
+            [[0.5, 0.75]]
+        """
+        if self._epoch is None:
+            raise LifecycleError("record_logs() was called outside an epoch; call begin_epoch() first.")
+        for name, value in logs.items():
+            try:
+                self._epoch.logged[name] = float(value)
+            except (TypeError, ValueError):
+                warnings.warn(f"Keras logged {name!r} = {value!r}, which is not a number; it is not recorded.",
+                              RuntimeWarning, stacklevel=3)
+
+    def record_event(self, event: Event) -> None:
+        """Record an event of a run carried out elsewhere (a worker process): the driver side.
+
+        Example:
+            m.record_event(event)  # an EpochEnded sent by a worker
+        """
+        self._emit(event)
+
+    def record_lost_run(self, number: int, run: Any, error: str, *, started: bool) -> None:
+        """Record run ``number`` as ``interrupted`` with ``error``: its worker died or was stopped
+        before it could say how the run ended. ``started``: its start was already recorded.
+
+        Example:
+            m.record_lost_run(3, run, "worker process exited with code -9", started=True)
+        """
+        if not started:
+            self._emit(RunStarted.of(number, params_of(run)))
+        record = self._results.runs[number]
+        self._emit(RunEnded(number, record.run_id, Status.INTERRUPTED, len(record.epochs),
+                            record.run_duration or 0.0, error))
 
     # ------------------------------------------------------------------------------
     # Keras
@@ -395,16 +493,6 @@ class RunManager:
 
         return RunCallback(self, run)
 
-    def _log_keras_metrics(self, logs: Mapping[str, Any]) -> None:
-        """Record the metrics Keras logged for the current epoch, in Keras's order."""
-        assert self._epoch is not None
-        for name, value in logs.items():
-            try:
-                self._epoch.logged[name] = float(value)
-            except (TypeError, ValueError):
-                warnings.warn(f"Keras logged {name!r} = {value!r}, which is not a number; it is not recorded.",
-                              RuntimeWarning, stacklevel=3)
-
     # ------------------------------------------------------------------------------
     # Sweeps
     # ------------------------------------------------------------------------------
@@ -412,7 +500,7 @@ class RunManager:
         self,
         train: Callable[..., Any],
         params: Any,
-        executor: str = "sequential",
+        executor: Any = "sequential",
         *,
         workers: int | None = None,
         resume: bool = False,
@@ -432,9 +520,12 @@ class RunManager:
         Args:
             train: a module-level function that builds and fits a model for one
                 run, passing ``callbacks`` to ``fit``.
-            params: anything :class:`RunBuilder` takes, or a RunBuilder.
+            params: anything :class:`RunBuilder` takes, a RunBuilder, a sequence of
+                namedtuple runs (``grid.sample(20, seed=0)``), or a
+                :class:`runmanager.search.Search`.
             executor: ``"sequential"`` (this process), ``"processes"`` (local
-                worker processes) or ``"ray"`` (actors on a Ray cluster).
+                worker processes), ``"ray"`` (actors on a Ray cluster), or an
+                :class:`runmanager.executors.Executor`.
             workers: how many runs at once with ``"processes"`` or ``"ray"``;
                 default: one per visible GPU, else one per CPU core.
             resume: skip runs already completed in ``log_dir`` (matched by their
@@ -462,36 +553,35 @@ class RunManager:
                 model.fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
             m.sweep(train, {"units": [16, 32]}, seed=0)
         """
-        from runmanager.executors import check_parallel_arguments, run_parallel
-        from runmanager.grid import as_run_builder
-        from runmanager.sweep import check_sweep_arguments, plan_runs, run_sequential
+        from runmanager.executors import Executor
+        from runmanager.search import as_search
+        from runmanager.sweep import Sweep, check_sweep_arguments, create_executor
 
-        check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers)
-        check_parallel_arguments(max_runs_per_worker, gpus, num_cpus, num_gpus)
-        grid = as_run_builder(params)
+        check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
+                              gpus, num_cpus, num_gpus)
+        search = as_search(params)
         if self._run is not None:
             raise LifecycleError(
                 f"sweep() was called while run {self._run.number} is still going; call end_run() first."
             )
-        self._open(resume=resume, fields=grid.fields, allow_grid_change=allow_grid_change)
+        self._open(resume=resume, fields=search.fields, allow_grid_change=allow_grid_change)
         if tensorboard:
             self._enable_tensorboard()
-        if self._tensorboard is not None:
-            self._tensorboard.set_grid(grid)
-        plan = plan_runs(self, grid, retry_failed=retry_failed)
-        if executor == "sequential":
-            counts = run_sequential(self, train, plan, seed=seed, max_consecutive_failures=max_consecutive_failures)
-        else:
-            counts = run_parallel(
-                self, train, plan, grid.fields, executor=executor, workers=workers, seed=seed,
-                max_consecutive_failures=max_consecutive_failures, max_runs_per_worker=max_runs_per_worker,
-                gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
-            )
-        if self._table is not None:
-            done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to run"
-            where = f"; results in {self.log_dir}" if self.log_dir is not None else ""
-            self._table.note(f"sweep finished: {done}{where}")
+        runner = executor if isinstance(executor, Executor) else create_executor(
+            executor, workers=workers, max_runs_per_worker=max_runs_per_worker,
+            gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus)
+        self._in_sweep = True
+        try:
+            self._sinks.on_sweep_start(SweepStarted(tuple(search.fields)), search)
+            Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
+                  max_consecutive_failures=max_consecutive_failures).run()
+        finally:
+            self._in_sweep = False
         return self.summary()
+
+    def end_sweep(self, event: SweepEnded) -> None:
+        """Tell the sinks that the sweep ended (the exports are brought up to date). The Sweep calls it."""
+        self._sinks.on_sweep_end(event)
 
     # ------------------------------------------------------------------------------
     # Files
@@ -505,26 +595,36 @@ class RunManager:
         return write_frame(self.results, name)
 
     def close(self) -> None:
-        """Close the journal and TensorBoard files (also done when the object is collected)."""
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        """Bring the exports up to date, close the journal and TensorBoard files, and let
+        other writers have the log_dir. The manager may be used again afterwards."""
+        self._sinks.flush()
+        self._close_files()
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+    def _close_files(self) -> None:
+        for sink in self._file_sinks:
+            sink.close()
+            self._sinks.remove(sink)
+        self._file_sinks = []
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         self._opened = False
 
     # Driver-only state stays behind when a manager is sent to a worker process.
-    _DRIVER_ONLY = ("_journal", "_table", "_tensorboard", "_results", "_sink", "_run", "_epoch", "model",
-                    "_owner", "run_params")
+    _DRIVER_ONLY = ("_sinks", "_file_sinks", "_lock", "_tensorboard", "_results", "_run", "_epoch", "model",
+                    "run_params")
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in self._DRIVER_ONLY}
-        state.update(log_dir=None, verbose=0, _opened=False)
+        state.update(log_dir=None, verbose=0, _opened=False, _in_sweep=False)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.__dict__.update(dict.fromkeys(self._DRIVER_ONLY), _results=Results())
+        self.__dict__.update(dict.fromkeys(self._DRIVER_ONLY), _sinks=SinkList(), _file_sinks=[],
+                             _results=Results(), _keep_results=False)
 
     def __enter__(self) -> RunManager:
         return self
@@ -533,98 +633,54 @@ class RunManager:
         self.close()
 
     # ------------------------------------------------------------------------------
-    # Internals shared with the sweep
+    # Internals
     # ------------------------------------------------------------------------------
     def _open(self, *, resume: bool = False, fields: tuple[str, ...] | None = None,
               allow_grid_change: bool = False) -> None:
-        """Open ``log_dir`` for writing once: refuse, resume or replace an earlier sweep."""
-        if self._opened or self.log_dir is None:
-            self._opened = True
-            if fields is not None and self.log_dir is not None:
-                self._write_event({"type": "sweep", "fields": list(fields), "time": time.time()})
+        """Open ``log_dir`` for writing once: take its lock, then refuse, resume or replace an
+        earlier sweep."""
+        if self._opened:
             return
-        journal = self.log_dir / JOURNAL_NAME
-        loaded = results_from_journal(journal) if journal.exists() else Results()
-        if loaded.runs and self.overwrite:
-            self._remove_old_files()
-            loaded = Results()
-        elif loaded.runs and not resume:
-            raise LogDirError(
-                f"log_dir {str(self.log_dir)!r} already holds {len(loaded.runs)} run(s) of an earlier sweep. "
-                "Pass resume=True to sweep() to continue it, overwrite=True to RunManager() to "
-                "replace it, or choose another log_dir."
-            )
-        if loaded.runs and fields is not None and not allow_grid_change:
-            old, new = set(loaded.param_names), set(fields)
-            if old != new:
-                raise LogDirError(
-                    f"log_dir {str(self.log_dir)!r} holds a sweep over other parameters: "
-                    f"added {sorted(new - old)}, removed {sorted(old - new)}. Resume it with the "
-                    "same parameter names, pass allow_grid_change=True, or choose another log_dir."
-                )
-        self._results = loaded  # nothing ran before the log_dir was opened
-        self._journal = Journal(journal, durable=self.durable)
+        if self.log_dir is not None:
+            from runmanager.lock import acquire
+            from runmanager.sinks.exports import ExportSink
+            from runmanager.sinks.journal import JournalSink
+
+            lock = acquire(self.log_dir, busy=self._lock_busy, lost=self._lock_lost)
+            try:
+                loaded = load_for_writing(self.log_dir, overwrite=self.overwrite, resume=resume, fields=fields,
+                                          allow_grid_change=allow_grid_change)
+                journal = JournalSink(self.log_dir / JOURNAL_NAME, durable=self.durable)
+            except BaseException:
+                lock.release()
+                raise
+            if self.overwrite:
+                self._sinks.reset()
+            self._lock, self._taken_over = lock, False
+            self._results = loaded  # nothing ran before the log_dir was opened
+            self._file_sinks = [journal, ExportSink(self.log_dir, loaded)]
+            for position, sink in enumerate(self._file_sinks):
+                self._sinks.add(sink, position)
         self._opened = True
-        if fields is not None:
-            self._write_event({"type": "sweep", "fields": list(fields), "time": time.time()})
 
-    def _remove_old_files(self) -> None:
-        assert self.log_dir is not None
-        for name in EXPORT_NAMES:
-            (self.log_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(self.log_dir / TENSORBOARD_DIR, ignore_errors=True)
-        if self._tensorboard is not None:
-            self._tensorboard.reset()
+    def _lock_busy(self) -> bool:
+        return self._in_sweep
 
-    def _finish_run(self, status: str, error: str | None = None, traceback: str | None = None) -> None:
-        """End the current run with ``status``; an epoch still open is dropped, not recorded."""
-        run = self._run
-        if run is None:
-            return
-        self._epoch = None
-        self._run = None
-        self._owner = None
-        self.model = None
-        self._emit({
-            "type": "run_end",
-            "run": run.number,
-            "run_id": run.run_id,
-            "status": status,
-            "epochs": len(self._results.runs[run.number].epochs),
-            "run_duration": time.perf_counter() - run.start,
-            "error": error,
-            "traceback": traceback,
-        })
+    def _lock_lost(self) -> None:
+        """Another RunManager of this process took the log_dir over: write what is pending, let go."""
+        self._sinks.flush()
+        self._lock = None
+        self._close_files()
+        self._taken_over = True
 
-    def _write_event(self, event: Mapping[str, Any]) -> None:
-        if self._journal is not None:
-            self._journal.write(event)
-
-    def _emit(self, event: Mapping[str, Any]) -> None:
-        """Send one event where it belongs: to the driver from a worker, else record it here."""
-        if self._sink is None:
-            self._record(event)
-            return
-        # In a worker: keep only the current run's state, and send the event to the driver.
-        self._results.apply(event)
-        self._sink(event)
-        if event["type"] == "run_end":
-            record = self._results.runs.pop(event["run"])
-            self._results.by_id.pop(record.run_id, None)
-
-    def _record(self, event: Mapping[str, Any]) -> None:
-        """Record one event: memory, journal, table, TensorBoard, and files after a run."""
-        self._results.apply(event)
-        self._write_event(event)
-        kind = event["type"]
-        record = self._results.runs[event["run"]]
-        if self._tensorboard is not None:
-            self._tensorboard.write(event, record)
-        if kind == "epoch" and self._table is not None:
-            self._table.add(self._results.row(record, event), params=record.params)
-        elif kind == "run_end":
-            if self._table is not None and event["status"] != "completed":
-                self._table.note(f"run {record.number} {event['status']}"
-                                 + (f": {event['error']}" if event.get("error") else ""))
-            if self.log_dir is not None:
-                write_exports(self.log_dir, self._results)
+    def _emit(self, event: Event) -> None:
+        """Fold one event into the results and send it to every sink."""
+        if self._taken_over:
+            raise LogDirError(
+                f"Another RunManager took over log_dir {str(self.log_dir)!r} while run {event.run} "
+                "was going here; this run's later epochs are not recorded. Use one RunManager per log_dir."
+            )
+        record = self._results.apply(event)
+        self._sinks.dispatch(event, record)
+        if isinstance(event, RunEnded) and not self._keep_results:
+            self._results.forget(event.run)

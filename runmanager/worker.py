@@ -15,6 +15,9 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runmanager.events import Event, Status
+from runmanager.executors import Task
+
 __all__ = ["RunActor", "WorkerSetup", "adopt_main", "configure_environment", "process_main"]
 
 
@@ -34,18 +37,23 @@ def configure_environment(threads: int | None, gpu: str | None) -> None:
 
 
 class WorkerSetup:
-    """The pickled manager, train function and grid fields, restored in a worker."""
+    """The pickled manager, train function and run fields, restored in a worker.
 
-    def __init__(self, payload: bytes, send: Callable[[Mapping[str, Any]], None]) -> None:
-        manager, self.train, fields, self.seed = pickle.loads(payload)
-        manager._sink = send
-        self.manager = manager
+    The manager copy keeps only the run it is doing, and sends its events through
+    ``send`` (a :class:`~runmanager.sinks.forward.ForwardSink`) instead of writing files.
+    """
+
+    def __init__(self, payload: bytes, send: Callable[[Event], None]) -> None:
+        from runmanager.sinks.forward import ForwardSink
+
+        self.manager, self.train, fields = pickle.loads(payload)
+        self.manager.add_sink(ForwardSink(send))
         self.run_type = collections.namedtuple("Run", fields)  # type: ignore[misc]
 
-    def run(self, number: int, params: Mapping[str, Any]) -> str:
-        from runmanager.sweep import run_one
+    def run(self, number: int, params: Mapping[str, Any], seed: int | None) -> Status:
+        from runmanager.executors.sequential import run_task
 
-        return run_one(self.manager, self.train, number, self.run_type(**params), self.seed)
+        return run_task(self.manager, self.train, Task(number, self.run_type(**params), seed))
 
 
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
@@ -56,9 +64,9 @@ def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: b
     configure_environment(threads, gpu)
     setup = WorkerSetup(payload, lambda event: events.put(("event", slot, generation, event)))
     while (task := tasks.get()) is not None:
-        number, params = task
-        status = setup.run(number, params)
-        events.put(("done", slot, generation, (number, status)))
+        number, params, seed = task
+        status = setup.run(number, params, seed)
+        events.put(("done", slot, generation, (number, status.value)))
 
 
 def adopt_main(path: str) -> None:
@@ -92,11 +100,8 @@ class RunActor:
         self.slot, self.generation, self.queue = slot, generation, queue
         self.setup = WorkerSetup(payload, lambda event: queue.put(("event", slot, generation, event)))
 
-    def ready(self) -> int:
-        return os.getpid()
-
-    def run(self, number: int, params: Mapping[str, Any]) -> str:
-        status = self.setup.run(number, params)
+    def run(self, number: int, params: Mapping[str, Any], seed: int | None) -> str:
+        status = self.setup.run(number, params, seed).value
         # Through the same queue as the events, so the driver sees them all before "done".
         self.queue.put(("done", self.slot, self.generation, (number, status)))
         return status

@@ -15,7 +15,14 @@ import psutil
 import pytest
 import training
 
-from runmanager import InvalidArgumentTypeError, MissingExtraError, RunManager, load_results, load_summary
+from runmanager import (
+    InvalidArgumentTypeError,
+    MissingExtraError,
+    RunBuilder,
+    RunManager,
+    load_results,
+    load_summary,
+)
 
 GRID = {"units": [4, 8], "learning_rate": [0.05, 0.1]}
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -113,6 +120,23 @@ def test_resume_across_executors(tmp_path):
     assert summary["run"].tolist() == [1, 2, 3, 4, 5, 6] and summary["units"].tolist()[4:] == [16, 16]
 
 
+def test_a_sample_of_runs_sweeps_on_processes_and_resumes_on_ray(tmp_path):
+    grid = RunBuilder({"units": [2, 4, 8, 16], "learning_rate": [0.05, 0.1]})
+    runs = grid.sample(3, seed=0)
+    m = RunManager(tmp_path, verbose=0)
+    summary = m.sweep(training.train, runs, executor="processes", workers=2, seed=0)
+    m.close()
+    assert [tuple(row) for row in summary[["units", "learning_rate"]].itertuples(index=False)] == [
+        tuple(run) for run in runs]
+    extra = next(run for run in grid if run not in runs)
+    m = RunManager(tmp_path, verbose=0)
+    summary = m.sweep(training.train, [*grid.sample(3, seed=0), extra], executor="ray", workers=2, resume=True)
+    m.close()
+    assert summary["run"].tolist() == [1, 2, 3, 4] and (summary["status"] == "completed").all()
+    assert tuple(summary.loc[3, ["units", "learning_rate"]]) == tuple(extra)
+    assert load_results(tmp_path).groupby("run")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 4
+
+
 def test_ray_gives_the_same_rows_and_handles_failures_and_dead_actors(tmp_path, sequential):
     m = RunManager(tmp_path / "same", verbose=0)
     m.sweep(training.train, GRID, executor="ray", workers=2, seed=0)
@@ -190,4 +214,4 @@ def test_missing_ray_names_the_extra(tmp_path):
 def test_a_manager_sent_to_a_worker_leaves_driver_state_behind(tmp_path):
     m = RunManager(tmp_path, verbose=1)
     copy = pickle.loads(pickle.dumps(m))
-    assert copy.log_dir is None and copy.verbose == 0 and copy._journal is None and copy._table is None
+    assert copy.log_dir is None and copy.verbose == 0 and copy.sinks == () and copy.run_record(1) is None

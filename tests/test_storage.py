@@ -91,6 +91,7 @@ def test_changing_columns_stay_aligned_under_one_header(tmp_path):
         m.end_run()
     expected = ["run", "epoch", "loss", "auc", "epoch_duration", "run_duration", "units", "dropout"]
     assert list(m.results.columns) == expected
+    m.close()  # runs of microseconds: the exports are rewritten when the manager closes
     lines = (tmp_path / "results.csv").read_text().splitlines()
     assert lines[0] == ",".join(expected)
     first = lines[1].split(",")

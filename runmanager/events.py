@@ -1,0 +1,212 @@
+"""The one schema: what happens in a sweep, as typed events, and how they are written down.
+
+Every change a RunManager records is one of four events: a sweep starts, a
+run starts, an epoch ends, a run ends (and a sweep ends). They are built here
+and nowhere else, folded into runs by :class:`runmanager.results.Results`,
+sent to the sinks (journal, exports, table, TensorBoard), and carried from
+worker processes to the driver as they are (they pickle). :func:`to_dict` and
+:func:`from_dict` are the one serialisation, the journal's line format.
+
+Nothing here needs Keras, TensorFlow or pandas.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from runmanager.errors import JournalError
+from runmanager.naming import jsonable, run_id
+
+__all__ = [
+    "EpochEnded",
+    "Event",
+    "RunEnded",
+    "RunStarted",
+    "Status",
+    "SweepEnded",
+    "SweepStarted",
+    "default_mode",
+    "from_dict",
+    "is_lower_better",
+    "to_dict",
+]
+
+
+class Status(StrEnum):
+    """How a run ended, or that it is still going. Equal to its string (``Status.COMPLETED == "completed"``).
+
+    Example:
+        >>> Status("diverged") is Status.DIVERGED, Status.DIVERGED.finished
+        (True, True)
+    """
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        """True for a run that a resumed sweep does not start again on its own."""
+        return self in (Status.COMPLETED, Status.FAILED, Status.DIVERGED)
+
+    @property
+    def unsuccessful(self) -> bool:
+        """True for a run that ended by an error of its own (``retry_failed`` reruns these)."""
+        return self in (Status.FAILED, Status.DIVERGED)
+
+
+# Metrics where lower is better, besides every "...loss" and "...error".
+_LOWER_IS_BETTER = ("mse", "mae", "mape", "msle", "rmse", "crossentropy", "hinge", "divergence",
+                    "logcosh", "poisson", "perplexity")
+
+
+def is_lower_better(metric: str) -> bool:
+    """True for a metric named as a loss or an error (``loss``, ``val_loss``, ``mean_squared_error``,
+    ``val_mae``, ``mse``, ...): the one rule for judging metrics and for spotting divergence.
+
+    Example:
+        >>> [is_lower_better(m) for m in ("val_loss", "mean_squared_error", "val_mae", "val_accuracy")]
+        [True, True, True, False]
+    """
+    name = metric.lower()
+    return "loss" in name or "error" in name or any(name == s or name.endswith("_" + s) for s in _LOWER_IS_BETTER)
+
+
+def default_mode(metric: str) -> str:
+    """``"min"`` for a metric named as a loss or an error, else ``"max"``.
+
+    Example:
+        >>> default_mode("val_loss"), default_mode("val_accuracy")
+        ('min', 'max')
+    """
+    return "min" if is_lower_better(metric) else "max"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event; ``TYPE`` is its name in the journal."""
+
+    TYPE: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class SweepStarted(Event):
+    """A sweep begins: the names of its parameters."""
+
+    TYPE: ClassVar[str] = "sweep"
+    fields: tuple[str, ...]
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class SweepEnded(Event):
+    """A sweep ends: how many runs ended with each status, and why it ended
+    (``"finished"``, ``"interrupted"``, ``"stopped"``)."""
+
+    TYPE: ClassVar[str] = "sweep_end"
+    counts: Mapping[str, int]
+    reason: str = "finished"
+    time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """Run ``run`` (its number) starts with ``params``."""
+
+    TYPE: ClassVar[str] = "run_start"
+    run: int
+    run_id: str
+    params: Mapping[str, Any]
+    time: float = field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, number: int, params: Mapping[str, Any]) -> RunStarted:
+        """The start of run ``number``; its id and JSON-safe params are derived here.
+
+        Example:
+            >>> RunStarted.of(1, {"lr": 0.1}).run_id == run_id({"lr": 0.1})
+            True
+        """
+        return cls(number, run_id(params), jsonable(dict(params)))
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event):
+    """Epoch ``epoch`` (1-based) of run ``run`` ended with these metrics and extra columns."""
+
+    TYPE: ClassVar[str] = "epoch"
+    run: int
+    run_id: str
+    epoch: int
+    metrics: Mapping[str, float]
+    extras: Mapping[str, Any]
+    epoch_duration: float
+    run_duration: float
+
+    @property
+    def diverged(self) -> bool:
+        """True when a loss-like metric of this epoch is NaN or infinite."""
+        return any(is_lower_better(name) and not math.isfinite(value) for name, value in self.metrics.items())
+
+
+@dataclass(frozen=True)
+class RunEnded(Event):
+    """Run ``run`` ended with ``status`` after ``epochs`` epochs."""
+
+    TYPE: ClassVar[str] = "run_end"
+    run: int
+    run_id: str
+    status: Status
+    epochs: int
+    run_duration: float
+    error: str | None = None
+    traceback: str | None = None
+
+
+_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (SweepStarted, SweepEnded, RunStarted, EpochEnded, RunEnded)}
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """An event as the JSON object of its journal line (``type`` first).
+
+    Example:
+        >>> to_dict(RunEnded(1, "ab12", Status.COMPLETED, 3, 1.5))["status"]
+        'completed'
+    """
+    data = asdict(event)
+    if isinstance(event, RunEnded):
+        data["status"] = event.status.value
+    if isinstance(event, SweepStarted):
+        data["fields"] = list(event.fields)
+    return {"type": event.TYPE, **data}
+
+
+def from_dict(data: Mapping[str, Any]) -> Event | None:
+    """The event of a journal line; ``None`` for a type this version does not know.
+
+    Raises:
+        JournalError: a known type with missing or unknown fields.
+
+    Example:
+        >>> from_dict({"type": "sweep", "fields": ["lr"], "time": 0.0})
+        SweepStarted(fields=('lr',), time=0.0)
+    """
+    cls = _TYPES.get(data.get("type", ""))
+    if cls is None:
+        return None
+    values = {k: v for k, v in data.items() if k != "type"}
+    try:
+        if cls is RunEnded:
+            values["status"] = Status(values["status"])
+        elif cls is SweepStarted:
+            values["fields"] = tuple(values["fields"])
+        return cls(**values)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise JournalError(f"Journal event {dict(data)!r} is not a valid {cls.TYPE!r} event: {exc}.") from None

@@ -1,0 +1,192 @@
+"""The driver side of every executor with workers: slots, events, dead workers, recycling.
+
+A :class:`PoolExecutor` keeps one :class:`Slot` per worker place and talks to
+its workers through a :class:`Pool`: local processes, Ray actors, or in-memory
+stand-ins for tests. Workers import the Keras backend once and run many runs
+each; every event streams back as it happens and is recorded by the driver's
+RunManager. A worker that dies marks its run ``interrupted`` with the reason
+and is replaced; a worker is recycled after ``max_runs_per_worker`` runs
+because Keras keeps a few MiB per model built in a process.
+
+Messages from a pool are tuples ``(kind, slot index, generation, payload)``:
+``("event", i, g, event)``, ``("done", i, g, (number, status))`` and
+``("died", i, g, reason)``; a message from a replaced worker (older
+generation) is ignored.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runmanager.errors import InvalidArgumentTypeError, missing_extra
+from runmanager.events import RunStarted, Status
+from runmanager.executors import Executor, Task
+
+if TYPE_CHECKING:
+    from runmanager.search import Search
+
+__all__ = ["Pool", "PoolExecutor", "Slot", "check_picklable", "worker_payload"]
+
+
+@dataclass
+class Slot:
+    """One worker place: its current worker (by generation) and the task it is doing."""
+
+    index: int
+    generation: int = 0
+    handle: Any = None
+    runs_done: int = 0
+    task: Task | None = None
+    started: bool = False
+
+
+class Pool:
+    """The workers of a :class:`PoolExecutor`: how to start, feed, watch and end them."""
+
+    def start(self, slot: Slot) -> None:
+        """Start a new worker for ``slot`` (``slot.generation`` grows by one)."""
+        raise NotImplementedError
+
+    def submit(self, slot: Slot, task: Task) -> None:
+        """Send ``task`` to the worker of ``slot``."""
+        raise NotImplementedError
+
+    def poll(self, slots: list[Slot]) -> Iterator[tuple[str, int, int, Any]]:
+        """The messages that arrived (waiting a short while for the first), then a ``died``
+        message for each worker found dead."""
+        raise NotImplementedError
+
+    def kill(self, slot: Slot) -> None:
+        """End the worker of ``slot`` now, whatever it is doing."""
+        raise NotImplementedError
+
+    def stop(self, slot: Slot) -> None:
+        """End the idle worker of ``slot`` (to recycle it)."""
+        self.kill(slot)
+
+    def close(self, slots: list[Slot]) -> None:
+        """End every worker and what the pool itself started."""
+
+
+def check_picklable(train: Any, manager: Any) -> None:
+    """Pickle what workers need, or say clearly why it cannot be sent."""
+    try:
+        pickle.dumps(train)
+    except Exception as exc:  # noqa: BLE001 - pickling raises many types
+        name = getattr(train, "__qualname__", repr(train))
+        raise InvalidArgumentTypeError(
+            f"train={name} cannot be sent to worker processes ({type(exc).__name__}: {exc}). "
+            "Define it with def at module level (not a lambda, a closure or a method of a local "
+            "class), and let it load its data itself, cached per process."
+        ) from None
+    try:
+        pickle.dumps(manager)
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidArgumentTypeError(
+            f"{type(manager).__name__} cannot be sent to worker processes ({type(exc).__name__}: {exc}). "
+            "Define the RunManager subclass at module level and keep its attributes picklable."
+        ) from None
+
+
+def worker_payload(manager: Any, train: Any, fields: tuple[str, ...], *, by_value: bool) -> bytes:
+    """What every worker starts from: a copy of the manager, ``train`` and the run fields.
+
+    With ``by_value`` (Ray), what pickle cannot send by reference (a closure) is sent
+    by value with Ray's cloudpickle.
+    """
+    try:
+        return pickle.dumps((manager, train, fields))
+    except Exception:  # noqa: BLE001 - a closure: only cloudpickle can send it
+        if not by_value:
+            raise
+        try:
+            from ray import cloudpickle
+        except ImportError:
+            raise missing_extra("ray", "ray", 'executor="ray"') from None
+        return cloudpickle.dumps((manager, train, fields))
+
+
+class PoolExecutor(Executor):
+    """Runs tasks on a pool of long-lived workers, one task per worker at a time.
+
+    Subclasses make the pool in :meth:`make_pool`.
+    """
+
+    def __init__(self, workers: int, *, max_runs_per_worker: int) -> None:
+        self.capacity = workers
+        self.max_runs_per_worker = max_runs_per_worker
+        self.slots: list[Slot] = []
+        self.pool: Pool | None = None
+
+    def make_pool(self, payload: bytes) -> Pool:
+        raise NotImplementedError
+
+    def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
+        return worker_payload(manager, train, tuple(search.fields), by_value=False)
+
+    def open(self, manager: Any, train: Callable[..., Any], search: Search) -> None:
+        super().open(manager, train, search)
+        self.pool = self.make_pool(self.payload(manager, train, search))
+        self.slots = [Slot(i) for i in range(self.capacity)]
+        for slot in self.slots:
+            self.pool.start(slot)
+
+    def submit(self, task: Task) -> None:
+        assert self.pool is not None
+        slot = next(slot for slot in self.slots if slot.task is None)
+        if slot.runs_done >= self.max_runs_per_worker:
+            self.pool.stop(slot)
+            self.pool.start(slot)
+        slot.task, slot.started = task, False
+        self.pool.submit(slot, task)
+
+    def running(self) -> int:
+        return sum(slot.task is not None for slot in self.slots)
+
+    def wait(self) -> list[tuple[Task, Status]]:
+        assert self.pool is not None
+        ended: list[tuple[Task, Status]] = []
+        for kind, index, generation, payload in self.pool.poll(self.slots):
+            slot = self.slots[index]
+            if generation != slot.generation:
+                continue  # from a worker that was replaced
+            task = slot.task
+            if kind == "event":
+                if task is not None and payload.run == task.number:
+                    slot.started = slot.started or isinstance(payload, RunStarted)
+                    self.manager.record_event(payload)
+                continue
+            if kind == "done":
+                slot.runs_done += 1
+                status = Status(payload[1])
+            else:  # died
+                self.pool.start(slot)
+                if task is None:
+                    continue
+                record = self.manager.run_record(task.number) if slot.started else None
+                if record is not None and record.status != Status.RUNNING:
+                    status = record.status  # it died after reporting the end of its run
+                else:
+                    status = Status.INTERRUPTED
+                    self.manager.record_lost_run(task.number, task.run, payload, started=slot.started)
+            if task is not None:
+                slot.task = None
+                ended.append((task, status))
+        return ended
+
+    def abort(self, reason: str) -> None:
+        """Kill the workers that are running a task and record their runs interrupted."""
+        for slot in self.slots:
+            if slot.handle is not None and slot.task is not None:
+                assert self.pool is not None
+                self.pool.kill(slot)
+                self.manager.record_lost_run(slot.task.number, slot.task.run, reason, started=slot.started)
+                slot.task = None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close(self.slots)
+            self.pool = None

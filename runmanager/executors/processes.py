@@ -1,0 +1,138 @@
+"""Local ``spawn`` worker processes (TensorFlow is not fork-safe), one run at a time each."""
+
+from __future__ import annotations
+
+import os
+import queue as queue_module
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from runmanager.executors import Task
+from runmanager.executors.pool import Pool, PoolExecutor, Slot, check_picklable
+
+if TYPE_CHECKING:
+    from runmanager.search import Search
+
+__all__ = ["ProcessExecutor", "ProcessPool", "visible_gpus"]
+
+# How often the driver looks at its workers when no event arrives.
+POLL_SECONDS = 0.2
+
+
+def visible_gpus() -> list[str]:
+    """The ids of the NVIDIA GPUs this process may use, without importing TensorFlow.
+
+    ``CUDA_VISIBLE_DEVICES`` wins when set; otherwise ``nvidia-smi -L`` is asked.
+
+    Example:
+        >>> isinstance(visible_gpus(), list)
+        True
+    """
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
+
+
+class ProcessPool(Pool):
+    """Worker processes started with ``spawn``, fed through a task queue each, reporting
+    through one shared event queue."""
+
+    def __init__(self, payload: bytes, workers: int, gpus: list[str] | None) -> None:
+        import multiprocessing
+
+        self._context = multiprocessing.get_context("spawn")
+        self._events = self._context.Queue()
+        self._payload = payload
+        self._threads = max(1, (os.cpu_count() or 1) // workers)
+        self._gpus = gpus
+
+    def start(self, slot: Slot) -> None:
+        slot.generation += 1
+        gpu = None if self._gpus is None else (self._gpus[slot.index % len(self._gpus)] if self._gpus else "")
+        tasks = self._context.Queue()
+        process = self._context.Process(
+            target=_process_main,
+            args=(slot.index, slot.generation, tasks, self._events, self._payload, self._threads, gpu),
+            name=f"runmanager-worker-{slot.index}",
+            daemon=True,
+        )
+        process.start()
+        slot.handle = (process, tasks)
+        slot.runs_done = 0
+
+    def submit(self, slot: Slot, task: Task) -> None:
+        slot.handle[1].put((task.number, task.params, task.seed))
+
+    def stop(self, slot: Slot) -> None:
+        self.close([slot])
+
+    def kill(self, slot: Slot) -> None:
+        process, _ = slot.handle
+        process.kill()
+        process.join()
+
+    def poll(self, slots: list[Slot]) -> Iterator[tuple[str, int, int, Any]]:
+        try:
+            yield self._events.get(timeout=POLL_SECONDS)
+        except queue_module.Empty:
+            pass
+        yield from self._drain()
+        for slot in slots:
+            process = slot.handle[0]
+            if process.exitcode is not None:
+                yield from self._drain()  # what the worker sent before it died comes first
+                yield ("died", slot.index, slot.generation, f"worker process exited with code {process.exitcode}")
+
+    def _drain(self) -> Iterator[tuple[str, int, int, Any]]:
+        while True:
+            try:
+                yield self._events.get_nowait()
+            except queue_module.Empty:
+                return
+
+    def close(self, slots: list[Slot]) -> None:
+        """Ask the workers of ``slots`` to finish, then wait; one that does not exit is killed."""
+        running = [slot.handle for slot in slots if slot.handle is not None and slot.handle[0].is_alive()]
+        for _, tasks in running:  # all at once: each worker takes about a second to exit
+            tasks.put(None)
+        for process, _ in running:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _process_main(*args: Any) -> None:
+    from runmanager.worker import process_main
+
+    process_main(*args)
+
+
+class ProcessExecutor(PoolExecutor):
+    """``executor="processes"``: ``workers`` local processes, by default one per visible GPU,
+    else one per CPU core; each sees only its own GPU (``gpus``).
+
+    Example:
+        m.sweep(train, grid, executor="processes", workers=2)
+    """
+
+    def __init__(self, workers: int | None, *, max_runs_per_worker: int, gpus: list[Any] | None) -> None:
+        self.gpus = (visible_gpus() or None) if gpus is None else [str(g) for g in gpus]
+        count = workers or (len(self.gpus) if self.gpus else os.cpu_count() or 1)
+        super().__init__(count, max_runs_per_worker=max_runs_per_worker)
+
+    def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
+        check_picklable(train, manager)
+        return super().payload(manager, train, search)
+
+    def make_pool(self, payload: bytes) -> Pool:
+        return ProcessPool(payload, self.capacity, self.gpus)

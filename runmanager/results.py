@@ -1,0 +1,180 @@
+"""The fold of events into runs and rows: the single source of truth of what a sweep holds.
+
+A live RunManager and a journal read back from disk apply the same events in
+the same order to a :class:`Results`, so both always agree. Applying an event
+costs the same whatever the number of runs already folded; building a frame
+(:meth:`Results.frame`, :meth:`Results.summary`) is the only step that reads
+every run, and only readers and the exports do it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status
+
+__all__ = ["Results", "RunRecord", "fold", "params_changed", "union"]
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run, folded from its events."""
+
+    number: int
+    run_id: str
+    params: dict[str, Any]
+    status: Status = Status.RUNNING
+    epochs: list[EpochEnded] = field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+    run_duration: float | None = None
+
+
+def union(names: Iterable[str], into: dict[str, None]) -> None:
+    """Add ``names`` to the ordered set ``into`` (a dict), keeping first-seen order."""
+    for name in names:
+        into.setdefault(name, None)
+
+
+class Results:
+    """Runs and epoch rows, built by applying events in order.
+
+    Example:
+        >>> from runmanager.events import RunStarted
+        >>> results = Results()
+        >>> record = results.apply(RunStarted.of(1, {"lr": 0.1}))
+        >>> record.status, results.next_number
+        (<Status.RUNNING: 'running'>, 2)
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[int, RunRecord] = {}
+        self.by_id: dict[str, RunRecord] = {}
+        self.rows_count = 0
+        self._next_number = 1
+        self._metrics: dict[str, None] = {}
+        self._extras: dict[str, None] = {}
+        self._params: dict[str, None] = {}
+
+    def apply(self, event: Event) -> RunRecord | None:
+        """Fold one event into the state; return the run it concerns (``None`` for sweep events)."""
+        if isinstance(event, RunStarted):
+            # A rerun of a run (resume) starts it afresh: its old partial epochs go.
+            old = self.runs.get(event.run)
+            if old is not None:
+                self.rows_count -= len(old.epochs)
+            record = RunRecord(event.run, event.run_id, dict(event.params))
+            self.runs[record.number] = record
+            self.by_id[record.run_id] = record
+            self._next_number = max(self._next_number, record.number + 1)
+            union(record.params, self._params)
+            return record
+        if isinstance(event, EpochEnded):
+            record = self.runs[event.run]
+            record.epochs.append(event)
+            record.run_duration = event.run_duration
+            self.rows_count += 1
+            union(event.metrics, self._metrics)
+            union(event.extras, self._extras)
+            return record
+        if isinstance(event, RunEnded):
+            record = self.runs[event.run]
+            record.status = event.status
+            record.error = event.error
+            record.traceback = event.traceback
+            record.run_duration = event.run_duration
+            return record
+        return None  # sweep events describe the sweep, not its rows
+
+    def forget(self, number: int) -> None:
+        """Drop run ``number`` (a worker keeps only the run it is doing)."""
+        record = self.runs.pop(number, None)
+        if record is not None:
+            self.by_id.pop(record.run_id, None)
+            self.rows_count -= len(record.epochs)
+
+    @property
+    def next_number(self) -> int:
+        """The number the next new run gets: one more than any run seen."""
+        return self._next_number
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self._metrics)
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self._params)
+
+    def columns(self) -> list[str]:
+        """Epoch-row columns: run, epoch, metrics, extras, durations, params."""
+        return ["run", "epoch", *self._metrics, *self._extras, "epoch_duration", "run_duration", *self._params]
+
+    @staticmethod
+    def row(record: RunRecord, epoch: EpochEnded) -> OrderedDict[str, Any]:
+        """One epoch row in API order."""
+        row: OrderedDict[str, Any] = OrderedDict(run=record.number, epoch=epoch.epoch)
+        row.update(epoch.metrics)
+        row.update(epoch.extras)
+        row["epoch_duration"] = epoch.epoch_duration
+        row["run_duration"] = epoch.run_duration
+        row.update(record.params)
+        return row
+
+    def rows(self) -> Iterator[OrderedDict[str, Any]]:
+        for number in sorted(self.runs):
+            record = self.runs[number]
+            for epoch in record.epochs:
+                yield self.row(record, epoch)
+
+    def frame(self) -> Any:
+        """Every epoch row as a pandas DataFrame, one aligned column per name."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows()), columns=self.columns())
+
+    def summary_columns(self) -> list[str]:
+        return ["run", *self._params, "status", "epochs", *self._metrics, *self._extras, "run_duration", "error"]
+
+    @staticmethod
+    def summary_row(record: RunRecord) -> dict[str, Any]:
+        """One run's summary: params, status, epochs, the final value of each metric, duration, error."""
+        row: dict[str, Any] = {"run": record.number, **record.params}
+        row["status"] = record.status.value
+        row["epochs"] = len(record.epochs)
+        for epoch in record.epochs:  # the last epoch that has a metric gives its final value
+            row.update(epoch.metrics)
+            row.update(epoch.extras)
+        row["run_duration"] = record.run_duration
+        row["error"] = record.error
+        return row
+
+    def summary(self) -> Any:
+        """One row per run, as :meth:`summary_row`, in run order."""
+        import pandas as pd
+
+        rows = [self.summary_row(self.runs[number]) for number in sorted(self.runs)]
+        return pd.DataFrame(rows, columns=self.summary_columns())
+
+
+def fold(events: Iterable[Event], into: Results | None = None) -> Results:
+    """Apply ``events`` in order to a new (or the given) Results.
+
+    Example:
+        >>> fold([RunStarted.of(1, {"lr": 0.1})]).param_names
+        ['lr']
+    """
+    results = Results() if into is None else into
+    for event in events:
+        results.apply(event)
+    return results
+
+
+def params_changed(results: Results, fields: Iterable[str]) -> tuple[list[str], list[str]] | None:
+    """``(added, removed)`` parameter names of a new grid against the runs folded so far, or None."""
+    old, new = set(results.param_names), set(fields)
+    return (sorted(new - old), sorted(old - new)) if results.runs and old != new else None
+

@@ -1,0 +1,118 @@
+"""Sinks: everything that consumes a RunManager's events, behind one small interface.
+
+A :class:`Sink` overrides only the hooks it needs, as a Keras callback does;
+:class:`SinkList` fans each event out to its sinks in order. The journal, the
+exported files, the live table, TensorBoard and, in a worker process, the
+channel to the driver are each one sink. A new output (MLflow, a progress
+line) is one new class::
+
+    class PrintEnds(Sink):
+        def on_run_end(self, event, record):
+            print(f"run {event.run}: {event.status}")
+
+    m = RunManager("runs/x", sinks=[PrintEnds()])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, SweepEnded, SweepStarted
+
+if TYPE_CHECKING:
+    from runmanager.results import RunRecord
+
+__all__ = ["Sink", "SinkList"]
+
+
+class Sink:
+    """A consumer of events; every hook is an optional no-op.
+
+    Run hooks get the event and the run's record after the event was folded
+    into it (``record.epochs`` already holds an ended epoch). Sweep hooks get
+    the sweep's search (its ``fields``, ``values_of`` and ``hparams``) at the
+    start, and the counts by status at the end, also when the sweep is
+    interrupted or stopped.
+    """
+
+    def on_sweep_start(self, event: SweepStarted, search: Any) -> None:
+        """A sweep starts (after the log_dir was opened, before its first run)."""
+
+    def on_run_start(self, event: RunStarted, record: RunRecord) -> None:
+        """A run starts."""
+
+    def on_epoch_end(self, event: EpochEnded, record: RunRecord) -> None:
+        """An epoch of a run ended."""
+
+    def on_run_end(self, event: RunEnded, record: RunRecord) -> None:
+        """A run ended, with any status."""
+
+    def on_sweep_end(self, event: SweepEnded) -> None:
+        """A sweep ended: finished, interrupted or stopped."""
+
+    def reset(self) -> None:
+        """The log_dir's outputs were deleted (``overwrite=True``): forget what was written."""
+
+    def flush(self) -> None:
+        """Bring what this sink writes up to date (the manager is being closed)."""
+
+    def close(self) -> None:
+        """Release files and handles; called once, after :meth:`flush`."""
+
+
+_RUN_HOOKS = {RunStarted: "on_run_start", EpochEnded: "on_epoch_end", RunEnded: "on_run_end"}
+
+
+class SinkList(Sink):
+    """Sends each event to every sink it holds, in the order they were added.
+
+    Example:
+        >>> from runmanager.events import RunStarted
+        >>> seen = []
+        >>> class Starts(Sink):
+        ...     def on_run_start(self, event, record):
+        ...         seen.append(event.run)
+        >>> SinkList([Starts()]).dispatch(RunStarted.of(1, {"lr": 0.1}), None)
+        >>> seen
+        [1]
+    """
+
+    def __init__(self, sinks: Iterable[Sink] = ()) -> None:
+        self._sinks: list[Sink] = list(sinks)
+
+    def add(self, sink: Sink, position: int | None = None) -> None:
+        """Add ``sink`` last, or at ``position``."""
+        self._sinks.insert(len(self._sinks) if position is None else position, sink)
+
+    def remove(self, sink: Sink) -> None:
+        self._sinks.remove(sink)
+
+    def __iter__(self) -> Iterator[Sink]:
+        return iter(self._sinks)
+
+    def dispatch(self, event: Event, record: RunRecord | None) -> None:
+        """Send a run event (start, epoch, end) with its record to every sink."""
+        hook = _RUN_HOOKS[type(event)]
+        for sink in self._sinks:
+            getattr(sink, hook)(event, record)
+
+    def on_sweep_start(self, event: SweepStarted, search: Any) -> None:
+        for sink in self._sinks:
+            sink.on_sweep_start(event, search)
+
+    def on_sweep_end(self, event: SweepEnded) -> None:
+        for sink in self._sinks:
+            sink.on_sweep_end(event)
+
+    def reset(self) -> None:
+        for sink in self._sinks:
+            sink.reset()
+
+    def flush(self) -> None:
+        for sink in self._sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        for sink in self._sinks:
+            sink.close()

@@ -1,0 +1,43 @@
+"""The journal sink: every event appended to ``journal.jsonl`` before the next one happens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runmanager.events import Event, SweepEnded, SweepStarted, to_dict
+from runmanager.sinks import Sink
+from runmanager.storage import Journal
+
+if TYPE_CHECKING:
+    from runmanager.results import RunRecord
+
+__all__ = ["JournalSink"]
+
+
+class JournalSink(Sink):
+    """Appends each event to the journal, flushed (and by default fsynced) at once.
+
+    The journal is the truth of a log_dir: the exports, TensorBoard and a resumed
+    sweep are all derived from it.
+
+    Example:
+        sink = JournalSink(Path("runs/x/journal.jsonl"))
+    """
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.journal = Journal(path, durable=durable)
+
+    def _write(self, event: Event, record: RunRecord | None = None) -> None:
+        self.journal.write(to_dict(event))
+
+    on_run_start = on_epoch_end = on_run_end = _write
+
+    def on_sweep_start(self, event: SweepStarted, search: Any) -> None:
+        self._write(event)
+
+    def on_sweep_end(self, event: SweepEnded) -> None:
+        self._write(event)
+
+    def close(self) -> None:
+        self.journal.close()

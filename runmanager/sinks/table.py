@@ -1,0 +1,42 @@
+"""The live table sink: one line per epoch in a terminal, one bounded table in Jupyter."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runmanager.display import LiveTable
+from runmanager.events import EpochEnded, RunEnded, Status, SweepEnded
+from runmanager.results import Results
+from runmanager.sinks import Sink
+
+if TYPE_CHECKING:
+    from runmanager.results import RunRecord
+
+__all__ = ["TableSink"]
+
+
+class TableSink(Sink):
+    """Shows every epoch row as it ends, a note for each run that did not complete, and how
+    the sweep ended.
+
+    Example:
+        m = RunManager("runs/x", sinks=[TableSink(LiveTable(stream=open("table.txt", "w")))], verbose=0)
+    """
+
+    def __init__(self, table: LiveTable | None = None, log_dir: Path | None = None) -> None:
+        self.table = table if table is not None else LiveTable()
+        self.log_dir = log_dir
+
+    def on_epoch_end(self, event: EpochEnded, record: RunRecord) -> None:
+        self.table.add(Results.row(record, event), params=record.params)
+
+    def on_run_end(self, event: RunEnded, record: RunRecord) -> None:
+        if event.status != Status.COMPLETED:
+            self.table.note(f"run {event.run} {event.status}" + (f": {event.error}" if event.error else ""))
+
+    def on_sweep_end(self, event: SweepEnded) -> None:
+        done = ", ".join(f"{n} {status}" for status, n in event.counts.items()) or "nothing to run"
+        where = f"; results in {os.fspath(self.log_dir)}" if self.log_dir is not None else ""
+        self.table.note(f"sweep {event.reason}: {done}{where}")
