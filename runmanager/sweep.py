@@ -158,9 +158,9 @@ class Sweep:
         """Run the sweep to its end; return the counts by status."""
         executor = self.executor
         self.search.start(self.results)
-        reason = "interrupted"
-        executor.open(self.manager, self.train, self.search)
+        reason = "finished"
         try:
+            executor.open(self.manager, self.train, self.search)
             exhausted = False
             while True:
                 while not exhausted and executor.running() < executor.capacity:
@@ -173,12 +173,11 @@ class Sweep:
                     break
                 for task, status in executor.wait():
                     self._ended(task, status)
-            reason = "finished"
         except BaseException as exc:
             # Ctrl-C, a stopped sweep, or a driver error: stop the workers, record their runs.
-            reason = "stopped" if isinstance(exc, SweepError) else "interrupted"
-            executor.abort("KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt)
-                           else f"sweep stopped: {type(exc).__name__}")
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            reason = "interrupted" if interrupted else "stopped"
+            executor.abort("KeyboardInterrupt" if interrupted else f"sweep stopped: {type(exc).__name__}")
             raise
         finally:
             executor.close()

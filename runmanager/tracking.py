@@ -120,7 +120,7 @@ class RunManager:
         self.model: Any = None
         self._results = Results()
         self._keep_results = True  # False in a worker's copy: it keeps only its current run
-        self._sinks = SinkList(sinks)
+        self._sinks = SinkList()
         self._file_sinks: list[Sink] = []  # the journal and the exports, while the log_dir is open
         self._lock: Any = None
         self._opened = False
@@ -135,6 +135,8 @@ class RunManager:
             self._sinks.add(TableSink(LiveTable(), self.log_dir))
         if tensorboard:
             self._enable_tensorboard()
+        for sink in sinks:
+            self.add_sink(sink)
 
     def _enable_tensorboard(self) -> None:
         if self._tensorboard is not None:
@@ -595,16 +597,15 @@ class RunManager:
         return write_frame(self.results, name)
 
     def close(self) -> None:
-        """Bring the exports up to date, close the journal and TensorBoard files, and let
-        other writers have the log_dir. The manager may be used again afterwards."""
+        """Bring the exports up to date, close every sink (the journal, TensorBoard's files, your
+        own sinks), and let other writers have the log_dir. The manager may be used again."""
         self._sinks.flush()
-        self._close_files()
-        if self._tensorboard is not None:
-            self._tensorboard.close()
+        self._sinks.close()
+        self._release_files()
 
-    def _close_files(self) -> None:
+    def _release_files(self) -> None:
+        """Forget the log_dir's file sinks (already closed) and its lock."""
         for sink in self._file_sinks:
-            sink.close()
             self._sinks.remove(sink)
         self._file_sinks = []
         if self._lock is not None:
@@ -669,8 +670,10 @@ class RunManager:
     def _lock_lost(self) -> None:
         """Another RunManager of this process took the log_dir over: write what is pending, let go."""
         self._sinks.flush()
+        for sink in self._file_sinks:
+            sink.close()
         self._lock = None
-        self._close_files()
+        self._release_files()
         self._taken_over = True
 
     def _emit(self, event: Event) -> None:

@@ -161,3 +161,25 @@ def test_loading_never_uses_pickle_or_eval():
     loading = "".join((package / name).read_text() for name in ("storage.py", "analysis.py", "cli.py", "naming.py"))
     for forbidden in ("import pickle", "pickle.load", "read_pickle", "literal_eval"):
         assert forbidden not in loading
+
+
+def test_a_journal_written_by_version_0_1_reads_back(tmp_path):
+    lines = [
+        '{"type":"sweep","fields":["units"],"time":1795000000.0}',
+        '{"type":"run_start","run":1,"run_id":"abc123def456","params":{"units":4},"time":1795000000.1}',
+        '{"type":"epoch","run":1,"run_id":"abc123def456","epoch":1,"metrics":{"loss":0.5,"accuracy":0.75},'
+        '"extras":{},"epoch_duration":0.2,"run_duration":0.3}',
+        '{"type":"run_end","run":1,"run_id":"abc123def456","status":"completed","epochs":1,'
+        '"run_duration":0.31,"error":null,"traceback":null}',
+    ]
+    (tmp_path / "journal.jsonl").write_text("\n".join(lines) + "\n")
+    assert load_results(tmp_path).to_dict("records") == [
+        {"run": 1, "epoch": 1, "loss": 0.5, "accuracy": 0.75, "epoch_duration": 0.2, "run_duration": 0.3, "units": 4}]
+    assert load_summary(tmp_path)[["run", "status", "epochs", "run_duration"]].values.tolist() == [
+        [1, "completed", 1, 0.31]]
+
+
+def test_an_event_with_missing_fields_is_a_journal_error(tmp_path):
+    (tmp_path / "journal.jsonl").write_text('{"type":"run_start","run":1}\n')
+    with pytest.raises(JournalError, match=r"is not a valid 'run_start' event"):
+        load_results(tmp_path)
