@@ -581,6 +581,14 @@ class RunManager:
             self._in_sweep = False
         return self.summary()
 
+    def note(self, text: str) -> None:
+        """Show a line to the person watching (the live table prints it); it is not recorded.
+
+        Example:
+            m.note("joined the Ray cluster at 10.0.0.5:6379")
+        """
+        self._sinks.on_note(text)
+
     def end_sweep(self, event: SweepEnded) -> None:
         """Tell the sinks that the sweep ended (the exports are brought up to date). The Sweep calls it."""
         self._sinks.on_sweep_end(event)

@@ -51,6 +51,9 @@ class Sink:
     def on_sweep_end(self, event: SweepEnded) -> None:
         """A sweep ended: finished, interrupted or stopped."""
 
+    def on_note(self, text: str) -> None:
+        """A line for the person watching (where a sweep runs, why it stopped); not recorded."""
+
     def reset(self) -> None:
         """The log_dir's outputs were deleted (``overwrite=True``): forget what was written."""
 
@@ -104,6 +107,10 @@ class SinkList(Sink):
     def on_sweep_end(self, event: SweepEnded) -> None:
         for sink in self._sinks:
             sink.on_sweep_end(event)
+
+    def on_note(self, text: str) -> None:
+        for sink in self._sinks:
+            sink.on_note(text)
 
     def reset(self) -> None:
         for sink in self._sinks:

@@ -36,6 +36,9 @@ class TableSink(Sink):
         if event.status != Status.COMPLETED:
             self.table.note(f"run {event.run} {event.status}" + (f": {event.error}" if event.error else ""))
 
+    def on_note(self, text: str) -> None:
+        self.table.note(text)
+
     def on_sweep_end(self, event: SweepEnded) -> None:
         done = ", ".join(f"{n} {status}" for status, n in event.counts.items()) or "nothing to run"
         where = f"; results in {os.fspath(self.log_dir)}" if self.log_dir is not None else ""
