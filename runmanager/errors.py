@@ -22,6 +22,7 @@ __all__ = [
     "JournalError",
     "LifecycleError",
     "LogDirError",
+    "LogDirWriteError",
     "MissingExtraError",
     "RunManagerError",
     "SweepError",
@@ -58,6 +59,11 @@ class ColumnClashError(RunManagerError, ValueError):
 
 class LogDirError(RunManagerError, ValueError):
     """A ``log_dir`` cannot be used: it is a file, not writable, or holds another sweep."""
+
+
+class LogDirWriteError(LogDirError):
+    """Writing into a ``log_dir`` failed (a full disk, a quota, an I/O error, a removed folder);
+    what was written before is safe, and ``resume=True`` continues once the problem is fixed."""
 
 
 class JournalError(RunManagerError, ValueError):

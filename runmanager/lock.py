@@ -92,7 +92,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
 def _create(path: Path, info: dict[str, Any]) -> bool:
     """Create ``path`` holding ``info`` if it does not exist; False if it does."""
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     except FileExistsError:
         return False
     with os.fdopen(fd, "w") as f:

@@ -17,6 +17,7 @@ Nothing here needs TensorFlow or Keras.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runmanager.errors import InvalidArgumentTypeError, JournalError, LogDirError
+from runmanager.errors import InvalidArgumentTypeError, JournalError, LogDirError, LogDirWriteError
 from runmanager.events import from_dict
 from runmanager.results import Results, fold, union
 
@@ -36,6 +37,7 @@ __all__ = [
     "TENSORBOARD_DIR",
     "Journal",
     "atomic_write",
+    "file_mode",
     "load_results",
     "load_for_writing",
     "load_summary",
@@ -44,6 +46,7 @@ __all__ = [
     "remove_outputs",
     "results_from_journal",
     "write_exports",
+    "write_failure",
     "write_frame",
 ]
 
@@ -73,6 +76,9 @@ def _dumps(event: Mapping[str, Any]) -> str:
 class Journal:
     """An append-only JSON-lines file: every event is on disk before ``write`` returns.
 
+    A write that fails (a full disk, an I/O error) is cut off again, so the journal
+    never keeps a torn line, and the error is raised.
+
     Args:
         path: the journal file; created if missing.
         durable: fsync after each event (default), so a power loss loses nothing
@@ -83,17 +89,31 @@ class Journal:
         self.path = Path(path)
         self.durable = durable
         _truncate_torn_tail(self.path)
-        self._file = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        # Raw appends: a failed write is undone by ftruncate to the size before it.
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._size = os.fstat(self._fd).st_size
 
     def write(self, event: Mapping[str, Any]) -> None:
-        self._file.write(_dumps(event) + "\n")
-        self._file.flush()
-        if self.durable:
-            os.fsync(self._file.fileno())
+        if self._fd is None:
+            raise ValueError(f"The journal {self.path} is closed.")
+        line = (_dumps(event) + "\n").encode("utf-8")
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
+            if self.durable:
+                os.fsync(self._fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            exc.filename = exc.filename or os.fspath(self.path)
+            raise
+        self._size += len(line)
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
         try:
@@ -169,8 +189,29 @@ def results_from_journal(path: str | os.PathLike[str]) -> Results:
 # --------------------------------------------------------------------------------------
 # Exports
 # --------------------------------------------------------------------------------------
+def file_mode() -> int:
+    """The mode a new file of this process gets, ``0o666`` less the umask (``0o644`` under 022).
+
+    Example:
+        >>> file_mode() & 0o600
+        384
+    """
+    try:  # thread-safe where /proc has it; os.umask() would change the umask for a moment
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike[str], text: str) -> None:
     """Replace ``path`` with ``text`` all at once: readers see the old file or the new one.
+
+    The file gets the usual mode of the process's new files (the umask is respected).
 
     Example:
         atomic_write("results.csv", "run,epoch\\n")
@@ -178,6 +219,7 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> None:
     path = Path(path)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes it 0600, and the rename would keep that
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
@@ -363,3 +405,26 @@ def load_for_writing(
             "allow_grid_change=True, or choose another log_dir."
         )
     return loaded
+
+
+def write_failure(log_dir: Path, error: OSError) -> LogDirWriteError:
+    """The error that stops a sweep whose log_dir cannot be written: the file, the OS error,
+    what is safely on disk, and how to go on.
+
+    Example:
+        raise write_failure(log_dir, exc) from exc
+    """
+    where = error.filename or log_dir
+    what = f"{error.strerror or error}" + (f" (errno {error.errno})" if error.errno else "")
+    try:
+        kept = results_from_journal(log_dir / JOURNAL_NAME)
+        ended = sum(1 for record in kept.runs.values() if record.status != "running")
+        safe = (f"{kept.rows_count} epochs of {len(kept.runs)} runs ({ended} of them ended) are safely in "
+                f"{log_dir / JOURNAL_NAME}")
+    except (OSError, JournalError) as exc:
+        safe = f"the journal cannot be read either ({exc})"
+    return LogDirWriteError(
+        f"Writing {os.fspath(where)} failed: {what}. Nothing more is written; {safe}. Fix the problem "
+        "(free some space, raise the quota, check the disk or the folder), then run the same sweep "
+        "with resume=True to continue where it stopped."
+    )

@@ -21,6 +21,7 @@ from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, Sw
 from runmanager.events import Status, SweepEnded
 from runmanager.executors import EXECUTORS, Executor, Task
 from runmanager.naming import params_of, run_id
+from runmanager.signals import interrupt_reason
 
 if TYPE_CHECKING:
     from runmanager.results import Results
@@ -92,9 +93,13 @@ class Tally:
         self.counts: dict[str, int] = {}
         self.failures = 0
 
+    def count(self, status: Status) -> None:
+        """Count one more run that ended with ``status``."""
+        self.counts[status.value] = self.counts.get(status.value, 0) + 1
+
     def add(self, number: int, status: Status, error: str | None) -> None:
         """Count run ``number``'s ``status``; raise SweepError once the limit of failures is reached."""
-        self.counts[status.value] = self.counts.get(status.value, 0) + 1
+        self.count(status)
         # A worker that died takes its run with it: that counts as a failure too.
         self.failures = self.failures + 1 if status in (Status.FAILED, Status.INTERRUPTED) else 0
         if self.limit and self.failures >= self.limit:
@@ -129,7 +134,7 @@ class Sweep:
         self.tally = Tally(max_consecutive_failures, manager.log_dir)
         self._next_number = results.next_number
         self._seen: set[str] = set()
-        self._runs: dict[int, Any] = {}
+        self._in_flight: dict[int, Task] = {}
 
     def next_task(self) -> Task | None:
         """The next run to do, numbered, or ``None`` when the search has no more.
@@ -168,6 +173,7 @@ class Sweep:
                     if task is None:
                         exhausted = True
                     else:
+                        self._in_flight[task.number] = task
                         executor.submit(task)
                 if exhausted and not executor.running():
                     break
@@ -177,7 +183,10 @@ class Sweep:
             # Ctrl-C, a stopped sweep, or a driver error: stop the workers, record their runs.
             interrupted = isinstance(exc, KeyboardInterrupt)
             reason = "interrupted" if interrupted else "stopped"
-            executor.abort("KeyboardInterrupt" if interrupted else f"sweep stopped: {type(exc).__name__}")
+            executor.abort(interrupt_reason(exc) if interrupted else f"sweep stopped: {type(exc).__name__}")
+            for number in self._in_flight:  # ended by the interrupt or by abort(), as the journal says
+                record = self.results.runs.get(number)
+                self.tally.count(record.status if record is not None else Status.INTERRUPTED)
             raise
         finally:
             executor.close()
@@ -185,6 +194,7 @@ class Sweep:
         return self.tally.counts
 
     def _ended(self, task: Task, status: Status) -> None:
+        del self._in_flight[task.number]
         record = self.results.runs[task.number]
         self.search.tell(task.run, record)
         self.tally.add(task.number, status, record.error)

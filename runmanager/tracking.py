@@ -29,11 +29,13 @@ from runmanager.errors import (
     InvalidArgumentTypeError,
     LifecycleError,
     LogDirError,
+    LogDirWriteError,
 )
 from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status, SweepEnded, SweepStarted
 from runmanager.grid import RESERVED_NAMES
 from runmanager.naming import jsonable, params_of
 from runmanager.results import Results, RunRecord
+from runmanager.signals import terminate_like_interrupt
 from runmanager.sinks import Sink, SinkList
 from runmanager.sinks.table import TableSink
 from runmanager.storage import JOURNAL_NAME, TENSORBOARD_DIR, load_for_writing, prepare_log_dir, write_frame
@@ -126,6 +128,7 @@ class RunManager:
         self._opened = False
         self._in_sweep = False
         self._taken_over = False
+        self._write_error: LogDirWriteError | None = None  # the first failure to write the log_dir
         self._run: _ActiveRun | None = None
         self._epoch: _ActiveEpoch | None = None
         self._number: int | None = None  # from begin_run_as(), for the begin_run() it calls
@@ -574,9 +577,10 @@ class RunManager:
             gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus)
         self._in_sweep = True
         try:
-            self._sinks.on_sweep_start(SweepStarted(tuple(search.fields)), search)
-            Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
-                  max_consecutive_failures=max_consecutive_failures).run()
+            with terminate_like_interrupt():
+                self._sinks.on_sweep_start(SweepStarted(tuple(search.fields)), search)
+                Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
+                      max_consecutive_failures=max_consecutive_failures).run()
         finally:
             self._in_sweep = False
         return self.summary()
@@ -591,7 +595,11 @@ class RunManager:
 
     def end_sweep(self, event: SweepEnded) -> None:
         """Tell the sinks that the sweep ended (the exports are brought up to date). The Sweep calls it."""
-        self._sinks.on_sweep_end(event)
+        try:
+            self._sinks.on_sweep_end(event)
+        except LogDirWriteError as exc:
+            self._write_error = exc
+            raise
 
     # ------------------------------------------------------------------------------
     # Files
@@ -607,9 +615,16 @@ class RunManager:
     def close(self) -> None:
         """Bring the exports up to date, close every sink (the journal, TensorBoard's files, your
         own sinks), and let other writers have the log_dir. The manager may be used again."""
-        self._sinks.flush()
-        self._sinks.close()
-        self._release_files()
+        try:
+            self._sinks.flush()
+        except LogDirWriteError as exc:
+            if self._write_error is None:
+                raise
+            # Already reported when it stopped the sweep: one clear error, not a second one here.
+            warnings.warn(f"The exports of {self.log_dir} are not up to date: {exc}", RuntimeWarning, stacklevel=2)
+        finally:
+            self._sinks.close()
+            self._release_files()
 
     def _release_files(self) -> None:
         """Forget the log_dir's file sinks (already closed) and its lock."""
@@ -622,8 +637,8 @@ class RunManager:
         self._opened = False
 
     # Driver-only state stays behind when a manager is sent to a worker process.
-    _DRIVER_ONLY = ("_sinks", "_file_sinks", "_lock", "_tensorboard", "_results", "_run", "_epoch", "model",
-                    "run_params")
+    _DRIVER_ONLY = ("_sinks", "_file_sinks", "_lock", "_tensorboard", "_results", "_write_error", "_run", "_epoch",
+                    "model", "run_params")
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in self._DRIVER_ONLY}
@@ -665,7 +680,7 @@ class RunManager:
                 raise
             if self.overwrite:
                 self._sinks.reset()
-            self._lock, self._taken_over = lock, False
+            self._lock, self._taken_over, self._write_error = lock, False, None
             self._results = loaded  # nothing ran before the log_dir was opened
             self._file_sinks = [journal, ExportSink(self.log_dir, loaded)]
             for position, sink in enumerate(self._file_sinks):
@@ -692,6 +707,10 @@ class RunManager:
                 "was going here; this run's later epochs are not recorded. Use one RunManager per log_dir."
             )
         record = self._results.apply(event)
-        self._sinks.dispatch(event, record)
+        try:
+            self._sinks.dispatch(event, record)
+        except LogDirWriteError as exc:
+            self._write_error = exc
+            raise
         if isinstance(event, RunEnded) and not self._keep_results:
             self._results.forget(event.run)

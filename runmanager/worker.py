@@ -17,6 +17,7 @@ from typing import Any
 
 from runmanager.events import Event, Status
 from runmanager.executors import Task
+from runmanager.signals import Terminated, install_in_worker
 
 __all__ = ["RunActor", "WorkerSetup", "adopt_main", "configure_environment", "process_main"]
 
@@ -59,14 +60,19 @@ class WorkerSetup:
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
                  threads: int | None, gpu: str | None) -> None:
     """The loop of a local worker process: take (number, params) tasks until ``None``."""
-    # Ctrl-C reaches the whole process group; the driver alone decides what stops.
+    # Ctrl-C reaches the whole process group; the driver alone decides what stops. SIGTERM
+    # (a scheduler ending the job) ends the run in progress `interrupted`, then the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    install_in_worker()
     configure_environment(threads, gpu)
     setup = WorkerSetup(payload, lambda event: events.put(("event", slot, generation, event)))
-    while (task := tasks.get()) is not None:
-        number, params, seed = task
-        status = setup.run(number, params, seed)
-        events.put(("done", slot, generation, (number, status.value)))
+    try:
+        while (task := tasks.get()) is not None:
+            number, params, seed = task
+            status = setup.run(number, params, seed)
+            events.put(("done", slot, generation, (number, status.value)))
+    except Terminated:
+        pass  # the run's end is on its way to the driver; exiting flushes the queue
 
 
 def adopt_main(path: str) -> None:

@@ -16,12 +16,13 @@ generation) is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import InvalidArgumentTypeError, missing_extra
+from runmanager.errors import InvalidArgumentTypeError, LogDirWriteError, missing_extra
 from runmanager.events import RunStarted, Status
 from runmanager.executors import Executor, Task
 
@@ -183,7 +184,8 @@ class PoolExecutor(Executor):
             if slot.handle is not None and slot.task is not None:
                 assert self.pool is not None
                 self.pool.kill(slot)
-                self.manager.record_lost_run(slot.task.number, slot.task.run, reason, started=slot.started)
+                with contextlib.suppress(LogDirWriteError):  # recorded where the journal can still take it
+                    self.manager.record_lost_run(slot.task.number, slot.task.run, reason, started=slot.started)
                 slot.task = None
 
     def close(self) -> None:

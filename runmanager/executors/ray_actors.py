@@ -1,15 +1,30 @@
-"""Long-lived actors on a Ray cluster, each importing the Keras backend once and running many runs."""
+"""Long-lived actors on a Ray cluster, each importing the Keras backend once and running many runs.
+
+Where the actors run depends on ``ray_address``:
+
+- ``None``: join the running Ray cluster that ``ray start`` recorded on this machine (or that
+  ``RAY_ADDRESS`` names) when it answers, else start a private local Ray for the sweep; an
+  address file left by a cluster that is gone (``ray start`` ended without ``ray stop``, a
+  restart) is ignored.
+- ``"local"``: always a private local Ray, ended with the sweep.
+- ``"auto"`` or an address (``"10.0.0.5:6379"``, ``"ray://..."``): join that cluster, or fail.
+
+A joined cluster must have the CPUs and GPUs the sweep asks for; it is never shut down,
+only left. The first line of the sweep's progress says which it did and where.
+"""
 
 from __future__ import annotations
 
 import os
 import queue as queue_module
 import re
+import socket
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import missing_extra
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, missing_extra
 from runmanager.executors import Task
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, worker_payload
 from runmanager.executors.processes import POLL_SECONDS
@@ -17,7 +32,11 @@ from runmanager.executors.processes import POLL_SECONDS
 if TYPE_CHECKING:
     from runmanager.search import Search
 
-__all__ = ["RayExecutor", "RayPool"]
+__all__ = ["RayConnection", "RayExecutor", "RayPool", "connect_ray"]
+
+#: Seconds to wait for a recorded Ray head to accept a TCP connection before calling it gone.
+CONNECT_TIMEOUT = 2.0
+_START = "start the cluster with `ray start --head`"
 
 
 def _main_script() -> str | None:
@@ -33,28 +52,271 @@ def _root_cause(error: BaseException) -> str:
     return (causes[-1] if causes else lines[0] if lines else type(error).__name__)[:300]
 
 
-class RayPool(Pool):
-    """Ray actors reporting through one Ray queue; a local Ray is started if none is running."""
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``("10.0.0.5", 6379)`` for ``"10.0.0.5:6379"`` or ``"ray://10.0.0.5:10001"``; None when
+    the address has no port.
 
-    def __init__(self, payload: bytes, workers: int, *, address: str | None, num_cpus: float,
-                 num_gpus: float, main_path: str | None) -> None:
-        try:
-            import ray
-            from ray.util.queue import Queue
-        except ImportError:
-            raise missing_extra("ray", "ray", 'executor="ray"') from None
+    Example:
+        >>> _host_port("ray://[::1]:10001"), _host_port("10.0.0.5:6379"), _host_port("auto")
+        (('::1', 10001), ('10.0.0.5', 6379), None)
+    """
+    rest = address.split("://", 1)[-1].split("/", 1)[0]
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_ray_address(address: Any) -> None:
+    """Reject a ``ray_address`` that can name no cluster, before anything starts.
+
+    Example:
+        >>> check_ray_address("10.0.0.5:6379")
+        >>> check_ray_address("10.0.0.5")
+        Traceback (most recent call last):
+        ...
+        runmanager.errors.InvalidArgumentError: ray_address='10.0.0.5' is not a Ray address...
+    """
+    if address is None:
+        return
+    if not isinstance(address, str):
+        raise InvalidArgumentTypeError(f"ray_address must be None or a str, got {address!r}.")
+    if address in ("local", "auto") or "://" in address or _host_port(address) is not None:
+        return
+    raise InvalidArgumentError(
+        f"ray_address={address!r} is not a Ray address. Pass None (join the Ray cluster running on "
+        "this machine, else start a private one), 'local' (always a private Ray), 'auto' (join the "
+        "running cluster) or the cluster's head address with its port, such as '10.0.0.5:6379'."
+    )
+
+
+def _unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why nothing answers at ``address`` (``"connection refused"``), or None when something does."""
+    target = _host_port(address)
+    if target is None:
+        return None  # no port to try: let Ray find out
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except OSError as exc:
+        return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+def _address_file() -> str:
+    """The file where ``ray start`` records its head's address (``/tmp/ray/ray_current_cluster``,
+    or under ``RAY_TMPDIR``), as Ray itself finds it."""
+    try:
+        from ray._common.utils import get_ray_address_file
+    except ImportError:  # older Ray
+        from ray._private.utils import get_ray_address_file
+    return get_ray_address_file(None)
+
+
+def _recorded_address() -> tuple[str | None, str]:
+    """The cluster ``ray.init()`` would join on its own, and where that address comes from."""
+    env = os.environ.get("RAY_ADDRESS")
+    if env:
+        return env, "the RAY_ADDRESS environment variable"
+    path = _address_file()
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip() or None, path
+    except OSError:
+        return None, path
+
+
+def _plural(count: float, noun: str) -> str:
+    return f"{count:g} {noun}{'' if count == 1 else 's'}"
+
+
+@dataclass
+class RayConnection:
+    """How :func:`connect_ray` got Ray: whether the sweep owns it (it started or joined it, and
+    ``close`` must leave it), how many workers fit, and the line that tells the user."""
+
+    owns: bool
+    workers: int
+    note: str
+
+
+def _where(ray: Any, fallback: str) -> str:
+    try:
+        return str(ray.get_runtime_context().gcs_address)
+    except Exception:  # noqa: BLE001 - Ray client, or an older Ray
+        return fallback
+
+
+def _fit(ray: Any, what: str, workers: int | None, num_cpus: float, num_gpus: float, *,
+         fix: str) -> tuple[int, str]:
+    """How many workers the Ray that is up takes (``workers``, or as many as fit when None),
+    and a remark when its resources are busy; raise when it cannot hold the sweep."""
+    total, free = ray.cluster_resources(), ray.available_resources()
+    needs = {"CPU": num_cpus, "GPU": num_gpus}
+    if workers is None:
+        fits = [int(total.get(name, 0) / per + 1e-9) for name, per in needs.items() if per > 0]
+        workers = max(1, min(fits) if fits else int(total.get("CPU", 1)))
+    missing = [f"{_plural(workers * per, name)} (it has {total.get(name, 0):g})"
+               for name, per in needs.items() if workers * per > total.get(name, 0) + 1e-9]
+    if missing:
+        raise InvalidArgumentError(
+            f"{what} is too small for this sweep: {workers} workers with num_cpus={num_cpus:g} and "
+            f"num_gpus={num_gpus:g} need {' and '.join(missing)}. Pass fewer workers or a smaller "
+            f"num_cpus/num_gpus{fix}."
+        )
+    busy = [f"{free.get(name, 0):g} of {total.get(name, 0):g} {name}s free now"
+            for name, per in needs.items() if workers * per > free.get(name, 0) + 1e-9]
+    return workers, f"; {', '.join(busy)}, so some runs wait for them" if busy else ""
+
+
+def _quiet_shutdown(ray: Any) -> None:
+    try:
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - it was not up
+        pass
+
+
+def _join(ray: Any, address: str, shown: str, otherwise: str) -> None:
+    """``ray.init`` to join the cluster at ``address``; a failure becomes a SweepError that says
+    what to do (``otherwise``: the other choice the user has)."""
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, ValueError, RuntimeError...
+        _quiet_shutdown(ray)
+        cause = _root_cause(exc)
+        if "could not find any running ray" in cause.lower():
+            raise SweepError(
+                "ray_address='auto' found no running Ray cluster on this machine. "
+                f"{_START.capitalize()}, pass the address of a running cluster, or {otherwise}."
+            ) from exc
+        auth = (" If the cluster uses token authentication, set RAY_AUTH_MODE=token and give this "
+                "process its token (RAY_AUTH_TOKEN)." if "auth" in cause.lower() or "token" in cause.lower()
+                else "")
+        raise SweepError(
+            f"Could not join the Ray cluster at {shown}: {cause.rstrip('.')}.{auth} Check the cluster "
+            f"with `ray status`, or {otherwise}."
+        ) from exc
+
+
+def _start_local(ray: Any, workers: int, num_cpus: float) -> int:
+    """Start a private local Ray with the CPUs the sweep needs; return how many."""
+    cpus = max(1, int(workers * num_cpus + 0.999))
+    try:
+        # "local" starts a new Ray whatever RAY_ADDRESS or an address file says.
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False)
+    except Exception as exc:  # noqa: BLE001
+        _quiet_shutdown(ray)
+        logs = os.path.join(os.path.dirname(_address_file()), "session_latest", "logs")
+        raise SweepError(
+            f"Could not start a local Ray for the sweep: {_root_cause(exc).rstrip('.')}. Check the free "
+            f"space of {os.path.dirname(logs)} and /dev/shm and the Ray logs in {logs}, or "
+            f"{_START} and join it with ray_address='auto'."
+        ) from exc
+    return cpus
+
+
+def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus: float, num_gpus: float,
+                default_workers: int) -> RayConnection:
+    """Join or start Ray for a sweep as ``ray_address`` says (see the module's docstring).
+
+    ``workers=None`` takes ``default_workers`` on a private Ray, and as many as fit on a
+    joined cluster.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    private = "pass ray_address='local' for a private Ray on this machine"
+    if ray.is_initialized():  # the user's own ray.init(): use it, never end it
+        where = _where(ray, "the current cluster")
+        count, busy = _fit(ray, f"The Ray cluster at {where}", workers, num_cpus, num_gpus,
+                           fix=", or add nodes to the cluster")
+        ignored = (f"; ray_address={address!r} is not used: call ray.shutdown() first to change it"
+                   if address not in (None, "auto") else "")
+        return RayConnection(False, count, f"ray: using the Ray this process is connected to at {where} "
+                                           f"({count} workers){busy}{ignored}")
+    stale = ""
+    join: str | None = None  # the address to pass to ray.init, when joining
+    shown = ""
+    recorded, source = _recorded_address() if address in (None, "auto") else (None, "")
+    if recorded in ("auto", "local"):  # RAY_ADDRESS=auto or =local
+        address, recorded = address or recorded, None
+    if address is None:
+        reason = _unreachable(recorded) if recorded else None
+        if recorded and reason is None:
+            # "auto" resolves the same address as ray.init() would, and uses a local cluster's token.
+            join, shown = "auto", recorded
+        elif recorded and source.startswith("the RAY_ADDRESS"):
+            raise SweepError(
+                f"RAY_ADDRESS={recorded!r} names a Ray cluster that does not answer ({reason}). Unset "
+                f"RAY_ADDRESS or fix it, {_START}, or {private}."
+            )
+        elif recorded:
+            stale = (f"; the cluster recorded in {source} ({recorded}) is gone ({reason}), "
+                     "so it was not joined")
+    elif address == "auto":
+        reason = _unreachable(recorded) if recorded else None
+        if reason is not None:
+            raise SweepError(
+                f"ray_address='auto' found the cluster address {recorded} in {source}, but that cluster "
+                f"is gone ({reason}). "
+                f"{_START.capitalize()}, pass the address of a running cluster, or pass ray_address=None "
+                "(or 'local') for a private Ray."
+            )
+        join, shown = "auto", recorded or "auto"
+    elif address != "local":
+        reason = _unreachable(address)
+        if reason is not None:
+            raise SweepError(
+                f"No Ray cluster answers at ray_address={address!r} ({reason}). Check the address and "
+                f"that the cluster runs (`ray status` on its head), {_START}, or pass "
+                "ray_address=None (or 'local') for a private Ray."
+            )
+        join, shown = address, address
+
+    if join is None:
+        count = workers or default_workers
+        cpus = _start_local(ray, count, num_cpus)
+        try:  # the CPUs were sized to the sweep; GPUs are the machine's (fewer workers by default)
+            fitted, _ = _fit(ray, "This machine", workers, num_cpus, num_gpus,
+                             fix=", or join a cluster that has them with ray_address")
+        except BaseException:
+            ray.shutdown()
+            raise
+        count = min(count, fitted)
+        return RayConnection(True, count, f"ray: started a private local Ray ({_plural(cpus, 'CPU')}) "
+                                          f"for this sweep{stale}")
+    _join(ray, join, shown, private if address is None else
+          "pass ray_address=None (or 'local') for a private Ray")
+    where = _where(ray, shown)
+    try:
+        count, busy = _fit(ray, f"The Ray cluster at {where}", workers, num_cpus, num_gpus,
+                           fix=f", add nodes to the cluster, or {private}")
+        total = ray.cluster_resources()
+    except BaseException:
+        ray.shutdown()  # only this driver leaves: the cluster runs on
+        raise
+    return RayConnection(True, count, f"ray: joined the running cluster at {where} "
+                                      f"({_plural(total.get('CPU', 0), 'CPU')}, "
+                                      f"{_plural(total.get('GPU', 0), 'GPU')}; {count} workers){busy}")
+
+
+class RayPool(Pool):
+    """Ray actors reporting through one Ray queue, on the cluster that :func:`connect_ray` got."""
+
+    def __init__(self, payload: bytes, workers: int, *, num_cpus: float, num_gpus: float,
+                 main_path: str | None, owns_ray: bool) -> None:
+        import ray
+        from ray.util.queue import Queue
+
         self._ray = ray
-        self._owns_ray = False
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=True)
-            else:
-                ray.init(num_cpus=max(1, int(workers * num_cpus + 0.999)), include_dashboard=False)
-            self._owns_ray = True
+        self._owns_ray = owns_ray  # ray.shutdown() at the end: stops a private Ray, leaves a joined one
         from runmanager.worker import RunActor
 
-        self._queue = Queue()
+        try:
+            self._queue = Queue()
+        except BaseException:
+            if owns_ray:
+                ray.shutdown()
+            raise
         self._actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(RunActor)
         self._payload = payload
         self._main_path = main_path
@@ -112,8 +374,9 @@ class RayPool(Pool):
 
 
 class RayExecutor(PoolExecutor):
-    """``executor="ray"``: ``workers`` long-lived actors on the Ray cluster at ``address``, or
-    on a local Ray started for the sweep; ``num_cpus``/``num_gpus`` per actor.
+    """``executor="ray"``: ``workers`` long-lived actors on the Ray cluster ``address`` names, or
+    on a private local Ray started for the sweep (see the module's docstring);
+    ``num_cpus``/``num_gpus`` per actor.
 
     Example:
         m.sweep(train, grid, executor="ray", workers=2)
@@ -121,13 +384,24 @@ class RayExecutor(PoolExecutor):
 
     def __init__(self, workers: int | None, *, max_runs_per_worker: int, address: str | None,
                  num_cpus: float, num_gpus: float) -> None:
+        check_ray_address(address)
         count = workers or max(1, int((os.cpu_count() or 1) // max(num_cpus, 1)))
         super().__init__(count, max_runs_per_worker=max_runs_per_worker)
+        self.workers = workers
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
 
     def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
         return worker_payload(manager, train, tuple(search.fields), by_value=True)
 
     def make_pool(self, payload: bytes) -> Pool:
-        return RayPool(payload, self.capacity, address=self.address, num_cpus=self.num_cpus,
-                       num_gpus=self.num_gpus, main_path=_main_script())
+        try:
+            import ray
+            import ray.util.queue  # noqa: F401 - the pool's queue
+        except ImportError:
+            raise missing_extra("ray", "ray", 'executor="ray"') from None
+        connection = connect_ray(ray, self.address, self.workers, num_cpus=self.num_cpus,
+                                 num_gpus=self.num_gpus, default_workers=self.capacity)
+        self.capacity = connection.workers  # a joined cluster sizes the default number of workers
+        self.manager.note(connection.note)
+        return RayPool(payload, self.capacity, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                       main_path=_main_script(), owns_ray=connection.owns)

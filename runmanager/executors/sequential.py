@@ -3,13 +3,16 @@ of every worker (a worker process or a Ray actor runs its tasks with :func:`run_
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+from runmanager.errors import LogDirWriteError
 from runmanager.events import Status
 from runmanager.executors import Executor, Task
+from runmanager.signals import interrupt_reason
 
 __all__ = ["SequentialExecutor", "clear_keras_session", "run_task", "seed_everything"]
 
@@ -35,8 +38,9 @@ def seed_everything(seed: int) -> None:
 def run_task(manager: Any, train: Callable[..., Any], task: Task) -> Status:
     """Run ``train`` for one task under ``manager``; return the run's status.
 
-    Exceptions from ``train`` are recorded, not raised; KeyboardInterrupt is
-    recorded as ``interrupted`` and raised again.
+    Exceptions from ``train`` are recorded, not raised; KeyboardInterrupt (and SIGTERM
+    during a sweep) is recorded as ``interrupted`` and raised again, and so is a failure
+    to write the log_dir.
 
     Example:
         status = run_task(m, train, Task(1, run, seed=0))
@@ -50,8 +54,13 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task) -> Status:
     callback = RunCallback(manager, task.run, managed=True)
     try:
         train(task.run, [callback])
-    except KeyboardInterrupt:
-        manager.end_run_as(Status.INTERRUPTED, "KeyboardInterrupt")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
+        manager.end_run_as(Status.INTERRUPTED, interrupt_reason(exc))
+        raise
+    except LogDirWriteError:
+        # Not the run's fault: record it interrupted if the journal can still take it, and stop.
+        with contextlib.suppress(LogDirWriteError):
+            manager.end_run_as(Status.INTERRUPTED, "the log_dir could not be written")
         raise
     except Exception as exc:  # noqa: BLE001 - one bad run must not kill the sweep
         manager.end_run_as(Status.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())

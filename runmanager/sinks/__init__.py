@@ -104,9 +104,20 @@ class SinkList(Sink):
         for sink in self._sinks:
             sink.on_sweep_start(event, search)
 
-    def on_sweep_end(self, event: SweepEnded) -> None:
+    def _every(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` on every sink, even when one fails (an end must reach them all), then
+        raise the first error."""
+        errors: list[BaseException] = []
         for sink in self._sinks:
-            sink.on_sweep_end(event)
+            try:
+                getattr(sink, hook)(*args)
+            except Exception as exc:  # noqa: BLE001 - raised below, after the other sinks
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def on_sweep_end(self, event: SweepEnded) -> None:
+        self._every("on_sweep_end", event)
 
     def on_note(self, text: str) -> None:
         for sink in self._sinks:
@@ -117,9 +128,7 @@ class SinkList(Sink):
             sink.reset()
 
     def flush(self) -> None:
-        for sink in self._sinks:
-            sink.flush()
+        self._every("flush")
 
     def close(self) -> None:
-        for sink in self._sinks:
-            sink.close()
+        self._every("close")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from runmanager.events import EpochEnded, RunEnded, SweepEnded
 from runmanager.sinks import Sink
-from runmanager.storage import write_exports
+from runmanager.storage import write_exports, write_failure
 
 if TYPE_CHECKING:
     from runmanager.results import Results, RunRecord
@@ -84,7 +84,10 @@ class ExportSink(Sink):
     def write(self) -> None:
         """Rewrite the four files now, atomically."""
         start = time.perf_counter()
-        write_exports(self.log_dir, self.results)
+        try:
+            write_exports(self.log_dir, self.results)
+        except OSError as exc:
+            raise write_failure(self.log_dir, exc) from exc
         self._last = time.perf_counter()
         self._cost = self._last - start
         self._rows_then = self.results.rows_count

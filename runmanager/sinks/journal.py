@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from runmanager.events import Event, SweepEnded, SweepStarted, to_dict
 from runmanager.sinks import Sink
-from runmanager.storage import Journal
+from runmanager.storage import Journal, write_failure
 
 if TYPE_CHECKING:
     from runmanager.results import RunRecord
@@ -29,7 +29,10 @@ class JournalSink(Sink):
         self.journal = Journal(path, durable=durable)
 
     def _write(self, event: Event, record: RunRecord | None = None) -> None:
-        self.journal.write(to_dict(event))
+        try:
+            self.journal.write(to_dict(event))
+        except OSError as exc:
+            raise write_failure(self.journal.path.parent, exc) from exc
 
     on_run_start = on_epoch_end = on_run_end = _write
 
