@@ -15,7 +15,7 @@ alternate (ABBA, after a warm-up), and each run's time is split into the time
 inside ``fit`` (from ``on_train_begin`` to ``on_train_end``) and the rest (building
 the model, clearing the session, runmanager's bookkeeping). Target: at most 1.05x.
 
-    python benchmarks/bench_sweep_scaling.py [--runs 60] [--rounds 12]
+    python benchmarks/bench_sweep_scaling.py [--runs 60] [--rounds 30]
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def measure(variant: str, runs: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=12, help="plain/sweep block pairs in the per-run part")
+    parser.add_argument("--rounds", type=int, default=30, help="plain/sweep block pairs in the per-run part")
     parser.add_argument("--variant", choices=("sweep", "keras_loop", "interleaved"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant == "interleaved":

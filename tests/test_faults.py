@@ -13,6 +13,7 @@ import time
 import pandas as pd
 import psutil
 import pytest
+import training
 
 from runmanager import LogDirError, RunManager, load_results, load_summary
 from runmanager.errors import LogDirWriteError
@@ -20,21 +21,13 @@ from runmanager.lock import LOCK_NAME
 
 DRIVER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     import training
     from runmanager import RunManager
 
     def train(run, callbacks):  # slow epochs, no model: the signal comes while a run is going
-        for cb in callbacks:
-            cb.on_train_begin()
-        for epoch in range(run.num_epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch)
-            time.sleep(0.05)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, {"loss": 1.0 / (run.units + epoch)})
-        for cb in callbacks:
-            cb.on_train_end()
+        training.fit_without_model(
+            callbacks, [{"loss": 1.0 / (run.units + epoch)} for epoch in range(run.num_epochs)], pause=0.05)
 
     if __name__ == "__main__":
         log_dir, executor, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -139,15 +132,8 @@ def small_disk(tmp_path):
 
 
 def scripted(run, callbacks):
-    for cb in callbacks:
-        cb.on_train_begin()
-    for epoch in range(20):
-        for cb in callbacks:
-            cb.on_epoch_begin(epoch)
-        for cb in callbacks:
-            cb.on_epoch_end(epoch, {"loss": 1.0 / (run.x + epoch + 1), "val_loss": 2.0 / (run.x + epoch + 1)})
-    for cb in callbacks:
-        cb.on_train_end()
+    training.fit_without_model(callbacks, [
+        {"loss": 1.0 / (run.x + epoch + 1), "val_loss": 2.0 / (run.x + epoch + 1)} for epoch in range(20)])
 
 
 def test_a_full_disk_stops_the_sweep_with_a_clear_error_and_resume_finishes_elsewhere(small_disk, tmp_path):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import random
-import types
 
 import pandas as pd
 import pytest
+import training
 
 from runmanager import RunBuilder, RunManager, SweepError, load_results, load_summary
 from runmanager.events import EpochEnded, RunEnded, RunStarted, Status
@@ -26,24 +26,15 @@ def scripted(run, callbacks):
     """Two epochs (or ``num_epochs``) of made-up metrics from the params, as ``fit`` would log them;
     ``fail`` raises in epoch 1, ``diverge`` gives a NaN loss. ``draw`` is a random number."""
     params = run._asdict()
-    model = types.SimpleNamespace(stop_training=False)  # what fit() watches between epochs
     draw = random.random()
-    for callback in callbacks:
-        callback.set_model(model)
-        callback.on_train_begin()
-    for epoch in range(params.get("num_epochs") or 2):
-        for callback in callbacks:
-            callback.on_epoch_begin(epoch)
+
+    def logs(epoch):
         if params.get("fail"):
             raise RuntimeError(f"asked to fail: {params['x']}")
         loss = math.nan if params.get("diverge") else 1.0 / (params["x"] + epoch + 1)
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, {"loss": loss, "val_accuracy": params["x"] / 10 + epoch / 100,
-                                          "draw": draw})
-        if model.stop_training:
-            break
-    for callback in callbacks:
-        callback.on_train_end()
+        return {"loss": loss, "val_accuracy": params["x"] / 10 + epoch / 100, "draw": draw}
+
+    training.fit_without_model(callbacks, [logs] * (params.get("num_epochs") or 2))
 
 
 def sweep(log_dir, params, executor=None, **kwargs):

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import training
 
 pytest.importorskip("tensorboard")
 
@@ -68,15 +69,7 @@ def train_by_hand(run: Any, callbacks: list[Any], fails: Callable[[Any], bool] =
     """A custom training loop with no model: it drives the sweep's callbacks itself."""
     if fails(run):
         raise RuntimeError("fails before its first epoch")
-    for callback in callbacks:
-        callback.on_train_begin()
-    for epoch in range(2):
-        for callback in callbacks:
-            callback.on_epoch_begin(epoch)
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
-    for callback in callbacks:
-        callback.on_train_end()
+    training.fit_without_model(callbacks, [{"loss": 1.0 / (epoch + 1)} for epoch in range(2)])
 
 
 # --------------------------------------------------------------------------------------

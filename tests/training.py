@@ -109,3 +109,27 @@ class WorkerInfoManager(RunManager):
             "cuda": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
             "threads": os.environ.get("TF_NUM_INTRAOP_THREADS", "unset"),
         }
+
+
+def fit_without_model(callbacks, epoch_logs, pause: float = 0.0):
+    """Drive ``callbacks`` as ``model.fit`` would, with no model: one epoch per item of
+    ``epoch_logs`` (a logs dict, or a function of the epoch giving one), stopping early when
+    a callback sets ``stop_training``. ``pause`` seconds pass inside each epoch."""
+    import types
+
+    model = types.SimpleNamespace(stop_training=False)
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+    for epoch, logs in enumerate(epoch_logs):
+        for callback in callbacks:
+            callback.on_epoch_begin(epoch)
+        if pause:
+            time.sleep(pause)
+        logs = logs(epoch) if callable(logs) else logs
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for callback in callbacks:
+        callback.on_train_end()
