@@ -22,6 +22,7 @@ from runmanager.errors import (
     SweepError,
 )
 from runmanager.grid import RunBuilder
+from runmanager.search import OptunaSearch, RandomSearch
 from runmanager.storage import load_results, load_summary
 from runmanager.tracking import RunManager
 
@@ -37,6 +38,8 @@ __all__ = [
     "LifecycleError",
     "LogDirError",
     "MissingExtraError",
+    "OptunaSearch",
+    "RandomSearch",
     "RunBuilder",
     "RunManager",
     "RunManagerError",

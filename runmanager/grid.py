@@ -17,7 +17,7 @@ from typing import Any, overload
 
 from runmanager.errors import InvalidGridError, InvalidGridTypeError, is_int
 
-__all__ = ["RESERVED_NAMES", "RunBuilder", "check_param_name"]
+__all__ = ["RESERVED_NAMES", "RunBuilder", "check_param_name", "python_scalar"]
 
 #: Column names that runmanager itself writes; a parameter may not take one.
 RESERVED_NAMES = frozenset(
@@ -45,8 +45,14 @@ def _domain_kind(domain: Any) -> str:
     return kind
 
 
-def _python_scalar(value: Any) -> Any:
-    """NumPy scalars become plain Python values, so runs print and serialise cleanly."""
+def python_scalar(value: Any) -> Any:
+    """NumPy scalars become plain Python values, so runs print and serialise cleanly.
+
+    Example:
+        >>> import numpy as np
+        >>> type(python_scalar(np.float64(0.5))).__name__
+        'float'
+    """
     item = getattr(value, "item", None)
     if item is not None and type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
         return item()
@@ -118,7 +124,7 @@ def _value_list(name: str, values: Any) -> tuple[Any, ...]:
             f"Parameter {name!r} has the value {values!r}, which is not a list of values. "
             f"Single values need to be wrapped in a list: {name}=[{values!r}]."
         )
-    result = tuple(_python_scalar(v) for v in values)
+    result = tuple(python_scalar(v) for v in values)
     if not result:
         raise InvalidGridError(
             f"Parameter {name!r} has an empty list of values {values!r}; give it at least one "

@@ -18,14 +18,22 @@ import collections
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import InvalidGridError, InvalidGridTypeError
-from runmanager.grid import RunBuilder, check_param_name
-from runmanager.naming import params_of
+from runmanager.errors import (
+    InvalidArgumentError,
+    InvalidGridError,
+    InvalidGridTypeError,
+    is_int,
+    missing_extra,
+)
+from runmanager.events import Status, default_mode
+from runmanager.grid import RunBuilder, check_param_name, python_scalar
+from runmanager.naming import params_of, run_id
+from runmanager.space import Dimension, parse_space
 
 if TYPE_CHECKING:
     from runmanager.results import Results, RunRecord
 
-__all__ = ["GridSearch", "RunList", "Search", "as_search"]
+__all__ = ["GridSearch", "OptunaSearch", "RandomSearch", "RunList", "Search", "as_search"]
 
 
 class Search:
@@ -62,6 +70,11 @@ class Search:
     def values_of(self, name: str) -> list[Any]:
         """The values of parameter ``name`` known before the sweep (for TensorBoard's config)."""
         return []
+
+    def domain(self, name: str) -> tuple[str, Any] | None:
+        """Where parameter ``name`` is drawn from, for TensorBoard's config: ``("discrete", values)``,
+        ``("interval", (low, high, integer))``, or None to describe it by the values that ran."""
+        return None
 
     @property
     def run_type(self) -> type:
@@ -173,6 +186,230 @@ class RunList(Search):
         run = self.runs[self._next]
         self._next += 1
         return run if run._fields == self.fields else self.make_run(params_of(run))
+
+
+def _check_n_runs(n_runs: Any) -> int:
+    if not is_int(n_runs) or n_runs < 1:
+        raise InvalidArgumentError(f"n_runs must be a positive int (how many runs to try), got {n_runs!r}.")
+    return n_runs
+
+
+class RandomSearch(RunList):
+    """``n_runs`` runs drawn at random from a space: the same runs for the same ``seed``.
+
+    A space maps names to a list of values (drawn uniformly) or a distribution with
+    ``rvs(random_state=...)`` (a frozen scipy.stats distribution, as scikit-learn's
+    ``ParameterSampler`` takes). It is a finite sequence (``len``, indexing, iteration),
+    so a resumed sweep with the same seed skips the runs it finished. A run drawn twice
+    is drawn again, so the runs are distinct while the space allows it.
+
+    Raises:
+        InvalidArgumentError: ``n_runs`` is not a positive int.
+        InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`).
+
+    Example:
+        >>> from scipy.stats import loguniform
+        >>> runs = RandomSearch({"lr": loguniform(1e-4, 1e-1), "units": [16, 32]}, n_runs=3, seed=0)
+        >>> len(runs), runs[0]
+        (3, Run(lr=0.00443..., units=32))
+    """
+
+    def __init__(self, space: Mapping[str, Any], n_runs: int, *, seed: int | None = None) -> None:
+        import numpy as np
+
+        self.space = parse_space(space)
+        self.n_runs = _check_n_runs(n_runs)
+        if seed is not None and not is_int(seed):
+            raise InvalidGridTypeError(f"seed must be an int or None, got {seed!r}.")
+        self.seed = seed
+        rng = np.random.RandomState(seed)
+        self.fields = tuple(self.space)
+        runs: dict[str, Any] = {}
+        for _ in range(self.n_runs * 20):  # a small space of lists may hold fewer distinct runs
+            run = self.make_run({name: dimension.draw(rng) for name, dimension in self.space.items()})
+            runs.setdefault(run_id(run._asdict()), run)
+            if len(runs) == self.n_runs:
+                break
+        super().__init__(list(runs.values()))
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.runs[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.runs)
+
+    def domain(self, name: str) -> tuple[str, Any] | None:
+        return self.space[name].domain()
+
+    def __repr__(self) -> str:
+        return f"RandomSearch({len(self.space)} parameters, n_runs={self.n_runs}, seed={self.seed})"
+
+
+def _final(record: RunRecord, metric: str) -> float | None:
+    """The last value of ``metric`` a run logged, or None."""
+    for epoch in reversed(record.epochs):
+        if metric in epoch.metrics:
+            return epoch.metrics[metric]
+    return None
+
+
+class OptunaSearch(Search):
+    """Adaptive search through Optuna's ask-and-tell interface: each run is proposed from the
+    results of the runs before it (default sampler: TPE, seeded with ``seed``).
+
+    The space is the one :class:`RandomSearch` takes (lists become categorical; scipy's
+    ``uniform``, ``loguniform`` and ``randint`` become Float/Int distributions, log for
+    ``loguniform``); Optuna distributions are taken too. Each finished run is told with
+    the final value of ``metric``; failed and diverged runs are told as failed. On
+    ``resume=True`` the runs already in the log_dir are told to a fresh study first, so
+    the search goes on informed and stops at ``n_runs`` in total. With worker executors
+    a run is asked for whenever a worker is free. Needs ``runmanager[optuna]``.
+
+    Args:
+        space: names to lists or distributions.
+        n_runs: how many runs in total.
+        metric: the metric to optimise, e.g. ``"val_accuracy"``.
+        mode: ``"min"`` or ``"max"``; default ``"min"`` for a loss or an error, else ``"max"``.
+        sampler: an Optuna sampler; default ``TPESampler(seed=seed)``.
+        seed: seeds the default sampler.
+
+    Example:
+        search = OptunaSearch({"lr": loguniform(1e-4, 1e-1), "units": randint(16, 257)},
+                              n_runs=30, metric="val_accuracy", seed=0)
+        m.sweep(train, search)
+    """
+
+    def __init__(self, space: Mapping[str, Any], n_runs: int, *, metric: str, mode: str | None = None,
+                 sampler: Any = None, seed: int | None = None) -> None:
+        try:
+            import optuna
+        except ImportError:
+            raise missing_extra("optuna", "optuna", "OptunaSearch") from None
+        self.space = parse_space(space, optuna=True)
+        self.n_runs = _check_n_runs(n_runs)
+        if not isinstance(metric, str) or not metric:
+            raise InvalidArgumentError(f"metric must be the name of a logged metric such as 'val_accuracy', "
+                                       f"got {metric!r}.")
+        self.metric = metric
+        self.mode = default_mode(metric) if mode is None else mode
+        if self.mode not in ("min", "max"):
+            raise InvalidArgumentError(f"mode must be 'min' or 'max', got {mode!r}.")
+        if seed is not None and not is_int(seed):
+            raise InvalidGridTypeError(f"seed must be an int or None, got {seed!r}.")
+        self.fields = tuple(self.space)
+        self.distributions = {name: _optuna_distribution(dimension) for name, dimension in self.space.items()}
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(
+            direction="minimize" if self.mode == "min" else "maximize",
+            sampler=sampler if sampler is not None else optuna.samplers.TPESampler(seed=seed),
+        )
+        self._optuna = optuna
+        self._asked = 0
+        self._trials: dict[str, Any] = {}  # run id -> the trial asked for it, until told
+        self._known: dict[str, RunRecord] = {}  # run id -> a finished run (this sweep or the journal)
+
+    @property
+    def total(self) -> int | None:
+        return self.n_runs
+
+    def domain(self, name: str) -> tuple[str, Any] | None:
+        return self.space[name].domain()
+
+    def start(self, results: Results) -> None:
+        """Tell a fresh study the finished runs of the log_dir, so a resumed search goes on informed."""
+        for record in results.runs.values():
+            if not record.status.finished:
+                continue
+            value = _final(record, self.metric)
+            state = self._state(record, value)
+            try:
+                trial = self._optuna.trial.create_trial(
+                    params={name: record.params.get(name) for name in self.fields},
+                    distributions=self.distributions, state=state,
+                    value=value if state == self._optuna.trial.TrialState.COMPLETE else None)
+            except ValueError:
+                continue  # a run outside this space: nothing to learn from it here
+            self.study.add_trial(trial)
+            self._known[record.run_id] = record
+        self._asked = len(self._known)
+
+    def _state(self, record: RunRecord, value: float | None) -> Any:
+        states = self._optuna.trial.TrialState
+        return states.COMPLETE if record.status == Status.COMPLETED and value is not None else states.FAIL
+
+    def ask(self) -> Any | None:
+        while self._asked < self.n_runs:
+            trial = self.study.ask(self.distributions)
+            run = self.make_run({name: python_scalar(value) for name, value in trial.params.items()})
+            rid = run_id(run._asdict())
+            known = self._known.get(rid)
+            if rid in self._trials or known is not None:
+                # Proposed again: tell what is known at once, and ask for another run.
+                value = _final(known, self.metric) if known is not None else None
+                state = self._state(known, value) if known is not None else self._optuna.trial.TrialState.FAIL
+                self.study.tell(trial, value if state == self._optuna.trial.TrialState.COMPLETE else None,
+                                state=state)
+                continue
+            self._trials[rid] = trial
+            self._asked += 1
+            return run
+        return None
+
+    def tell(self, run: Any, record: RunRecord) -> None:
+        trial = self._trials.pop(record.run_id, None)
+        if trial is None:
+            return
+        self._known[record.run_id] = record
+        value = _final(record, self.metric)
+        if record.status == Status.COMPLETED and value is None:
+            logged = ", ".join(dict.fromkeys(m for e in record.epochs for m in e.metrics)) or "no metric"
+            self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+            raise InvalidArgumentError(
+                f"OptunaSearch optimises {self.metric!r}, which run {record.number} never logged (it logged "
+                f"{logged}); pass one of those as metric=."
+            )
+        state = self._state(record, value)
+        if state == self._optuna.trial.TrialState.COMPLETE:
+            self.study.tell(trial, value)
+        elif record.status != Status.INTERRUPTED:
+            self.study.tell(trial, state=state)
+
+    def __repr__(self) -> str:
+        return f"OptunaSearch({len(self.space)} parameters, n_runs={self.n_runs}, metric={self.metric!r})"
+
+
+def _optuna_distribution(dimension: Dimension) -> Any:
+    """The Optuna distribution of a dimension: lists become categorical; scipy's uniform and
+    loguniform become floats (log for loguniform), randint becomes an int range."""
+    from optuna import distributions as od
+
+    if dimension.choices is not None:
+        bad = [c for c in dimension.choices if not isinstance(c, (bool, int, float, str, type(None)))]
+        if bad:
+            raise InvalidGridTypeError(
+                f"Parameter {dimension.name!r}: OptunaSearch can choose only None, bool, int, float or str "
+                f"values, not {bad[0]!r}; give those (e.g. a name to look the object up by)."
+            )
+        return od.CategoricalDistribution(dimension.choices)
+    if dimension.is_optuna:
+        return dimension.distribution
+    kind = getattr(getattr(dimension.distribution, "dist", None), "name", "")
+    interval = dimension.interval()
+    if interval is not None:
+        low, high, _ = interval
+        if kind == "randint":
+            return od.IntDistribution(int(low), int(high))
+        if kind in ("loguniform", "reciprocal"):
+            return od.FloatDistribution(low, high, log=True)
+        if kind == "uniform":
+            return od.FloatDistribution(low, high)
+    raise InvalidGridTypeError(
+        f"Parameter {dimension.name!r}: OptunaSearch takes lists, scipy's uniform, loguniform and randint, "
+        f"or Optuna distributions, not {dimension.distribution!r}; use RandomSearch for other distributions."
+    )
 
 
 def as_search(params: Any) -> Search:

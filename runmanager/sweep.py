@@ -14,6 +14,7 @@ files are consistent).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ __all__ = ["Sweep", "Tally", "check_sweep_arguments", "create_executor"]
 
 def check_sweep_arguments(
     train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any,
-    max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any,
+    max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any, timeout: Any = None,
 ) -> None:
     """Reject bad sweep arguments before any run starts."""
     if not callable(train):
@@ -59,6 +60,11 @@ def check_sweep_arguments(
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise InvalidArgumentError(f"{name} must be a non-negative number, got {value!r}.")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                or not timeout > 0):
+        raise InvalidArgumentError(
+            f"timeout must be a positive number of seconds (no run starts after it), got {timeout!r}."
+        )
 
 
 def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int, gpus: list[str] | None,
@@ -123,7 +129,7 @@ class Sweep:
 
     def __init__(self, manager: Any, train: Callable[..., Any], search: Search, executor: Executor,
                  results: Results, *, seed: int | None = None, retry_failed: bool = False,
-                 max_consecutive_failures: int = 3) -> None:
+                 max_consecutive_failures: int = 3, timeout: float | None = None) -> None:
         self.manager = manager
         self.train = train
         self.search = search
@@ -132,6 +138,9 @@ class Sweep:
         self.seed = seed
         self.retry_failed = retry_failed
         self.tally = Tally(max_consecutive_failures, manager.log_dir)
+        self.timeout = timeout
+        #: how the sweep ended: "finished", "timeout", "interrupted" or "stopped"
+        self.reason = "running"
         self._next_number = results.next_number
         self._seen: set[str] = set()
         self._in_flight: dict[int, Task] = {}
@@ -163,12 +172,17 @@ class Sweep:
         """Run the sweep to its end; return the counts by status."""
         executor = self.executor
         self.search.start(self.results)
-        reason = "finished"
+        self.reason = "finished"
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
             executor.open(self.manager, self.train, self.search)
             exhausted = False
             while True:
                 while not exhausted and executor.running() < executor.capacity:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        exhausted, self.reason = True, "timeout"
+                        self.manager.note(f"the time budget of {self.timeout:g} s is spent: no new run starts")
+                        break
                     task = self.next_task()
                     if task is None:
                         exhausted = True
@@ -182,7 +196,7 @@ class Sweep:
         except BaseException as exc:
             # Ctrl-C, a stopped sweep, or a driver error: stop the workers, record their runs.
             interrupted = isinstance(exc, KeyboardInterrupt)
-            reason = "interrupted" if interrupted else "stopped"
+            self.reason = "interrupted" if interrupted else "stopped"
             executor.abort(interrupt_reason(exc) if interrupted else f"sweep stopped: {type(exc).__name__}")
             for number in self._in_flight:  # ended by the interrupt or by abort(), as the journal says
                 record = self.results.runs.get(number)
@@ -190,11 +204,19 @@ class Sweep:
             raise
         finally:
             executor.close()
-            self.manager.end_sweep(SweepEnded(dict(self.tally.counts), reason))
+            self.manager.end_sweep(SweepEnded(dict(self.tally.counts), self.reason))
         return self.tally.counts
 
     def _ended(self, task: Task, status: Status) -> None:
         del self._in_flight[task.number]
         record = self.results.runs[task.number]
-        self.search.tell(task.run, record)
+        try:
+            self.search.tell(task.run, record)
+        except Exception as exc:
+            # The search cannot use this run (its metric was never logged): the run failed for it,
+            # and every later run would too, so the sweep stops here.
+            self.manager.record_lost_run(task.number, task.run, f"{type(exc).__name__}: {exc}", started=True,
+                                         status=Status.FAILED)
+            self.tally.count(Status.FAILED)
+            raise
         self.tally.add(task.number, status, record.error)

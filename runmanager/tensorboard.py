@@ -263,21 +263,41 @@ class TensorBoardWriter(Sink):
         self._looked_for_old_config = False
 
     def set_grid(self, grid: Any) -> None:
-        """Take the parameters and their values from a sweep's grid (a ``RunBuilder``), and
-        write the ``hparams_config``.
+        """Take the parameters and their values from a sweep's grid or search (its ``fields``,
+        ``values_of``, ``hparams`` and, for a search over a space, ``domain``), and write the
+        ``hparams_config``.
 
         Example:
             writer.set_grid(RunBuilder({"lr": [0.1, 0.01]}))
         """
         user_hparams = dict(getattr(grid, "hparams", {}) or {})
+        domain_of = getattr(grid, "domain", lambda name: None)
         for name in grid.fields:
             self._add_param(name)
             if name in user_hparams:
                 self._user_hparams[name] = user_hparams[name]
+            elif (hparam := self._hparam_of_domain(name, domain_of(name))) is not None:
+                self._user_hparams[name] = hparam
             for value in grid.values_of(name):
                 self._add_value(name, jsonable(value))  # for a user HParam too: it tells what `differs`
         self._config_dirty = True  # once per sweep, even when nothing changed
         self._write_config()
+
+    @staticmethod
+    def _hparam_of_domain(name: str, domain: tuple[str, Any] | None) -> Any:
+        """An ``HParam`` for a search space's dimension: an interval, or the list's values."""
+        hp = _tb().hp
+        if domain is None:
+            return None
+        kind, spec = domain
+        if kind == "interval":
+            low, high, integer = spec
+            return hp.HParam(name, hp.IntInterval(int(low), int(high)) if integer
+                             else hp.RealInterval(float(low), float(high)))
+        try:
+            return hp.HParam(name, hp.Discrete(list(spec)))
+        except (TypeError, ValueError):  # values of mixed or unsupported types: described by what ran
+            return None
 
     def _add_param(self, name: str) -> None:
         if name not in self._params:
@@ -292,7 +312,8 @@ class TensorBoardWriter(Sink):
         key = f"{type(value).__name__}:{_as_text(value)}"
         if key not in values:
             values[key] = value
-            self._config_dirty = True
+            # A domain given by the user or the search does not change; only `differs` might.
+            self._config_dirty = self._config_dirty or name not in self._user_hparams or len(values) == 2
 
     def _hparam_value(self, name: str, value: Any) -> Any:
         """A param value as TensorBoard takes it: bool, number or string, like its domain."""

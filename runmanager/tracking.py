@@ -471,9 +471,11 @@ class RunManager:
         """
         self._emit(event)
 
-    def record_lost_run(self, number: int, run: Any, error: str, *, started: bool) -> None:
-        """Record run ``number`` as ``interrupted`` with ``error``: its worker died or was stopped
-        before it could say how the run ended. ``started``: its start was already recorded.
+    def record_lost_run(self, number: int, run: Any, error: str, *, started: bool,
+                        status: Status = Status.INTERRUPTED) -> None:
+        """Record run ``number`` as ended with ``status`` (``interrupted``) and ``error`` where the
+        run itself could not say so: its worker died or was stopped, or the sweep found it
+        unusable after it ended. ``started``: its start was already recorded.
 
         Example:
             m.record_lost_run(3, run, "worker process exited with code -9", started=True)
@@ -481,8 +483,7 @@ class RunManager:
         if not started:
             self._emit(RunStarted.of(number, params_of(run)))
         record = self._results.runs[number]
-        self._emit(RunEnded(number, record.run_id, Status.INTERRUPTED, len(record.epochs),
-                            record.run_duration or 0.0, error))
+        self._emit(RunEnded(number, record.run_id, status, len(record.epochs), record.run_duration or 0.0, error))
 
     # ------------------------------------------------------------------------------
     # Keras
@@ -519,6 +520,7 @@ class RunManager:
         num_cpus: float = 1,
         num_gpus: float = 0,
         tensorboard: bool = False,
+        timeout: float | None = None,
     ) -> Any:
         """Run ``train(run, callbacks)`` for every run of ``params``; return :meth:`summary`.
 
@@ -551,6 +553,8 @@ class RunManager:
             num_cpus, num_gpus: Ray resources per worker (per concurrent run).
             tensorboard: also write TensorBoard data for this sweep, as
                 ``RunManager(..., tensorboard=True)`` does.
+            timeout: a time budget in seconds: no run starts after it, runs already
+                going finish. ``summary().attrs["sweep_end"]`` is then ``"timeout"``.
 
         Example:
             def train(run, callbacks):
@@ -563,7 +567,7 @@ class RunManager:
         from runmanager.sweep import Sweep, check_sweep_arguments, create_executor
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
-                              gpus, num_cpus, num_gpus)
+                              gpus, num_cpus, num_gpus, timeout)
         search = as_search(params)
         if self._run is not None:
             raise LifecycleError(
@@ -579,11 +583,14 @@ class RunManager:
         try:
             with terminate_like_interrupt():
                 self._sinks.on_sweep_start(SweepStarted(tuple(search.fields)), search)
-                Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
-                      max_consecutive_failures=max_consecutive_failures).run()
+                sweep = Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
+                              max_consecutive_failures=max_consecutive_failures, timeout=timeout)
+                sweep.run()
         finally:
             self._in_sweep = False
-        return self.summary()
+        summary = self.summary()
+        summary.attrs["sweep_end"] = sweep.reason
+        return summary
 
     def note(self, text: str) -> None:
         """Show a line to the person watching (the live table prints it); it is not recorded.

@@ -12,7 +12,7 @@ from runmanager import errors
 PUBLIC = [
     "ColumnClashError", "InvalidArgumentError", "InvalidArgumentTypeError", "InvalidGridError",
     "InvalidGridTypeError", "JournalError", "LifecycleError", "LogDirError", "MissingExtraError",
-    "RunBuilder", "RunManager", "RunManagerError", "SweepError", "load_results", "load_summary",
+    "OptunaSearch", "RandomSearch", "RunBuilder", "RunManager", "RunManagerError", "SweepError", "load_results", "load_summary",
 ]
 
 

@@ -466,3 +466,19 @@ def test_cli_tensorboard_serves_the_sweep_until_ctrl_c(sweep: SimpleNamespace) -
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def test_the_config_of_a_random_search_describes_its_space(tmp_path):
+    from scipy.stats import loguniform, randint
+
+    from runmanager import RandomSearch
+
+    search = RandomSearch({"lr": loguniform(1e-4, 1e-1), "units": randint(16, 257), "opt": ["adam", "sgd"]},
+                          n_runs=4, seed=0)
+    RunManager(tmp_path, verbose=0, tensorboard=True).sweep(train_by_hand, search)
+    infos = {info.name: info for info in experiment(tmp_path).hparam_infos}
+    assert (infos["lr"].domain_interval.min_value, infos["lr"].domain_interval.max_value) == pytest.approx((1e-4, 0.1))
+    assert (infos["units"].domain_interval.min_value, infos["units"].domain_interval.max_value) == (16, 256)
+    assert [v.string_value for v in infos["opt"].domain_discrete.values] == ["adam", "sgd"]
+    assert all(info.differs for info in infos.values())
+    assert len(list((tmp_path / "tensorboard").glob("run-*"))) == 4

@@ -42,4 +42,5 @@ class TableSink(Sink):
     def on_sweep_end(self, event: SweepEnded) -> None:
         done = ", ".join(f"{n} {status}" for status, n in event.counts.items()) or "nothing to run"
         where = f"; results in {os.fspath(self.log_dir)}" if self.log_dir is not None else ""
-        self.table.note(f"sweep {event.reason}: {done}{where}")
+        how = "stopped by its time budget" if event.reason == "timeout" else event.reason
+        self.table.note(f"sweep {how}: {done}{where}")
