@@ -50,11 +50,12 @@ class Status(StrEnum):
     FAILED = "failed"
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
+    PRUNED = "pruned"
 
     @property
     def finished(self) -> bool:
         """True for a run that a resumed sweep does not start again on its own."""
-        return self in (Status.COMPLETED, Status.FAILED, Status.DIVERGED)
+        return self in (Status.COMPLETED, Status.FAILED, Status.DIVERGED, Status.PRUNED)
 
     @property
     def unsuccessful(self) -> bool:

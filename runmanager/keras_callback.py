@@ -9,12 +9,13 @@ RunManager's public methods only.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import keras
 
 from runmanager.errors import LifecycleError
-from runmanager.events import Status
+from runmanager.events import EpochEnded, Status
 
 if TYPE_CHECKING:
     from runmanager.tracking import RunManager
@@ -36,11 +37,13 @@ class RunCallback(keras.callbacks.Callback):
         model.fit(x, y, epochs=3, callbacks=[m.callback(run)], verbose=0)
     """
 
-    def __init__(self, manager: RunManager, run: Any, *, managed: bool = False) -> None:
+    def __init__(self, manager: RunManager, run: Any, *, managed: bool = False,
+                 judge: Callable[[EpochEnded], bool] | None = None) -> None:
         super().__init__()
         self.manager = manager
         self.run = run
         self.managed = managed
+        self.judge = judge  # a sweep's pruner, asked after every epoch
         self._used = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -65,9 +68,14 @@ class RunCallback(keras.callbacks.Callback):
         self.manager.begin_epoch()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.manager.record_logs(logs or {})
-        self.manager.end_epoch()
-        if self.manager.run_diverged and self.model is not None:
+        manager = self.manager
+        manager.record_logs(logs or {})
+        manager.end_epoch()
+        if self.judge is not None:
+            record = manager.run_record(manager.run_count)
+            if record is not None and record.epochs and self.judge(record.epochs[-1]):
+                manager.prune_run(manager.run_count)
+        if (manager.run_diverged or manager.run_pruned) and self.model is not None:
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:

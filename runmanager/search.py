@@ -338,6 +338,8 @@ class OptunaSearch(Search):
 
     def _state(self, record: RunRecord, value: float | None) -> Any:
         states = self._optuna.trial.TrialState
+        if record.status == Status.PRUNED:
+            return states.PRUNED
         return states.COMPLETE if record.status == Status.COMPLETED and value is not None else states.FAIL
 
     def ask(self) -> Any | None:
@@ -374,6 +376,8 @@ class OptunaSearch(Search):
         state = self._state(record, value)
         if state == self._optuna.trial.TrialState.COMPLETE:
             self.study.tell(trial, value)
+        elif record.status == Status.PRUNED:
+            self.study.tell(trial, state=self._optuna.trial.TrialState.PRUNED)
         elif record.status != Status.INTERRUPTED:
             self.study.tell(trial, state=state)
 

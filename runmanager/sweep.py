@@ -19,9 +19,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, is_int
-from runmanager.events import Status, SweepEnded
+from runmanager.events import EpochEnded, Status, SweepEnded
 from runmanager.executors import EXECUTORS, Executor, Task
 from runmanager.naming import params_of, run_id
+from runmanager.pruning import Pruner
 from runmanager.signals import interrupt_reason
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ __all__ = ["Sweep", "Tally", "check_sweep_arguments", "create_executor"]
 
 def check_sweep_arguments(
     train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any,
-    max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any, timeout: Any = None,
+    max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any, timeout: Any = None, pruner: Any = None,
 ) -> None:
     """Reject bad sweep arguments before any run starts."""
     if not callable(train):
@@ -64,6 +65,11 @@ def check_sweep_arguments(
                                 or not timeout > 0):
         raise InvalidArgumentError(
             f"timeout must be a positive number of seconds (no run starts after it), got {timeout!r}."
+        )
+    if pruner is not None and not isinstance(pruner, Pruner):
+        raise InvalidArgumentTypeError(
+            f"pruner must be a runmanager Pruner (MedianPruner, SuccessiveHalvingPruner or a subclass of "
+            f"runmanager.pruning.Pruner), got {pruner!r}."
         )
 
 
@@ -129,7 +135,8 @@ class Sweep:
 
     def __init__(self, manager: Any, train: Callable[..., Any], search: Search, executor: Executor,
                  results: Results, *, seed: int | None = None, retry_failed: bool = False,
-                 max_consecutive_failures: int = 3, timeout: float | None = None) -> None:
+                 max_consecutive_failures: int = 3, timeout: float | None = None,
+                 pruner: Pruner | None = None) -> None:
         self.manager = manager
         self.train = train
         self.search = search
@@ -139,6 +146,7 @@ class Sweep:
         self.retry_failed = retry_failed
         self.tally = Tally(max_consecutive_failures, manager.log_dir)
         self.timeout = timeout
+        self.pruner = pruner
         #: how the sweep ended: "finished", "timeout", "interrupted" or "stopped"
         self.reason = "running"
         self._next_number = results.next_number
@@ -172,6 +180,9 @@ class Sweep:
         """Run the sweep to its end; return the counts by status."""
         executor = self.executor
         self.search.start(self.results)
+        if self.pruner is not None:
+            self._rebuild_pruner()
+            executor.judge = self.judge
         self.reason = "finished"
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
@@ -206,6 +217,33 @@ class Sweep:
             executor.close()
             self.manager.end_sweep(SweepEnded(dict(self.tally.counts), self.reason))
         return self.tally.counts
+
+    def _rebuild_pruner(self) -> None:
+        """Tell the pruner the epochs of the runs already finished in the log_dir (resume)."""
+        assert self.pruner is not None
+        for number in sorted(self.results.runs):
+            record = self.results.runs[number]
+            if record.status.finished:
+                for epoch in record.epochs:
+                    value = epoch.metrics.get(self.pruner.metric)
+                    if value is not None:
+                        self.pruner.report(number, epoch.epoch, value)
+
+    def judge(self, event: EpochEnded) -> bool:
+        """The pruner's decision on an epoch that just ended: True stops the run there.
+
+        Raises:
+            InvalidArgumentError: the run did not log the pruner's metric (the run fails).
+        """
+        assert self.pruner is not None
+        value = event.metrics.get(self.pruner.metric)
+        if value is None:
+            raise InvalidArgumentError(
+                f"The pruner judges {self.pruner.metric!r}, which run {event.run} did not log at epoch "
+                f"{event.epoch} (it logged {', '.join(event.metrics) or 'no metric'}); pass one of those "
+                "to the pruner."
+            )
+        return self.pruner.report(event.run, event.epoch, value)
 
     def _ended(self, task: Task, status: Status) -> None:
         del self._in_flight[task.number]

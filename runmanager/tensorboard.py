@@ -58,6 +58,7 @@ STATUSES = {
     Status.FAILED: "STATUS_FAILURE",
     Status.DIVERGED: "STATUS_FAILURE",
     Status.INTERRUPTED: "STATUS_UNKNOWN",
+    Status.PRUNED: "STATUS_UNKNOWN",  # stopped early: its params were not trained to the end
 }
 #: Above this many distinct values a parameter's domain is an interval or left out.
 MAX_DISCRETE = 1000

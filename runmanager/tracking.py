@@ -59,6 +59,7 @@ class _ActiveRun:
     params: dict[str, Any]
     start: float
     diverged: bool = False
+    pruned: bool = False
 
 
 @dataclass
@@ -202,6 +203,23 @@ class RunManager:
     def run_diverged(self) -> bool:
         """True once a loss of the current run became NaN or infinite: stop training it."""
         return self._run is not None and self._run.diverged
+
+    @property
+    def run_pruned(self) -> bool:
+        """True once a pruner decided the current run should stop: end it after this epoch."""
+        return self._run is not None and self._run.pruned
+
+    def prune_run(self, number: int) -> None:
+        """Stop run ``number`` at the end of its current epoch, with status ``"pruned"`` (a pruner's
+        decision; a custom training loop sees it through :attr:`run_pruned`).
+
+        Example:
+            >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.prune_run(1); m.end_run()
+            >>> m.summary()["status"].tolist()
+            ['pruned']
+        """
+        if self._run is not None and self._run.number == number:
+            self._run.pruned = True
 
     @property
     def run_active(self) -> bool:
@@ -410,7 +428,7 @@ class RunManager:
                     f"end_run() was called while epoch {self.epoch_count} is still going; "
                     "call end_epoch() first."
                 )
-            ending = (Status.DIVERGED if self._run.diverged else Status.COMPLETED, None, None)
+            ending = (self._run_status(), None, None)
         run, self._run = self._run, None
         self._epoch = None  # an epoch still open is dropped, not recorded
         self.model = None
@@ -418,6 +436,16 @@ class RunManager:
         status, error, traceback = ending
         self._emit(RunEnded(run.number, run.run_id, status, len(record.epochs), time.perf_counter() - run.start,
                             error, traceback))
+
+    def _run_status(self) -> Status:
+        """How the current run ends when nothing went wrong outside it."""
+        assert self._run is not None
+        return Status.DIVERGED if self._run.diverged else Status.PRUNED if self._run.pruned else Status.COMPLETED
+
+    @property
+    def run_status(self) -> Status | None:
+        """How the current run would end now (``completed``, ``diverged`` or ``pruned``); None outside a run."""
+        return None if self._run is None else self._run_status()
 
     def end_run_as(self, status: Status | str, error: str | None = None, traceback: str | None = None) -> None:
         """End the current run with ``status`` (and the error that caused it), through the
@@ -521,6 +549,7 @@ class RunManager:
         num_gpus: float = 0,
         tensorboard: bool = False,
         timeout: float | None = None,
+        pruner: Any = None,
     ) -> Any:
         """Run ``train(run, callbacks)`` for every run of ``params``; return :meth:`summary`.
 
@@ -555,6 +584,8 @@ class RunManager:
                 ``RunManager(..., tensorboard=True)`` does.
             timeout: a time budget in seconds: no run starts after it, runs already
                 going finish. ``summary().attrs["sweep_end"]`` is then ``"timeout"``.
+            pruner: a :class:`runmanager.pruning.Pruner` that stops bad runs early
+                (``MedianPruner``, ``SuccessiveHalvingPruner``, or a rule of your own).
 
         Example:
             def train(run, callbacks):
@@ -567,7 +598,7 @@ class RunManager:
         from runmanager.sweep import Sweep, check_sweep_arguments, create_executor
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
-                              gpus, num_cpus, num_gpus, timeout)
+                              gpus, num_cpus, num_gpus, timeout, pruner)
         search = as_search(params)
         if self._run is not None:
             raise LifecycleError(
@@ -584,7 +615,8 @@ class RunManager:
             with terminate_like_interrupt():
                 self._sinks.on_sweep_start(SweepStarted(tuple(search.fields)), search)
                 sweep = Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
-                              max_consecutive_failures=max_consecutive_failures, timeout=timeout)
+                              max_consecutive_failures=max_consecutive_failures, timeout=timeout,
+                              pruner=pruner)
                 sweep.run()
         finally:
             self._in_sweep = False

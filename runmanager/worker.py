@@ -15,7 +15,8 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runmanager.events import Event, Status
+from runmanager.errors import InvalidArgumentError
+from runmanager.events import EpochEnded, Event, Status
 from runmanager.executors import Task
 from runmanager.signals import Terminated, install_in_worker
 
@@ -44,17 +45,28 @@ class WorkerSetup:
     ``send`` (a :class:`~runmanager.sinks.forward.ForwardSink`) instead of writing files.
     """
 
-    def __init__(self, payload: bytes, send: Callable[[Event], None]) -> None:
+    def __init__(self, payload: bytes, send: Callable[[Event], None],
+                 receive: Callable[[], bool | str] | None = None) -> None:
         from runmanager.sinks.forward import ForwardSink
 
-        self.manager, self.train, fields = pickle.loads(payload)
+        self.manager, self.train, fields, pruning = pickle.loads(payload)
         self.manager.add_sink(ForwardSink(send))
         self.run_type = collections.namedtuple("Run", fields)  # type: ignore[misc]
+        self.receive = receive if pruning else None
+
+    def judge(self, event: EpochEnded) -> bool:
+        """Wait for the driver's verdict on the epoch just sent: stop, go on, or fail."""
+        assert self.receive is not None
+        verdict = self.receive()
+        if isinstance(verdict, str):
+            raise InvalidArgumentError(verdict)
+        return bool(verdict)
 
     def run(self, number: int, params: Mapping[str, Any], seed: int | None) -> Status:
         from runmanager.executors.sequential import run_task
 
-        return run_task(self.manager, self.train, Task(number, self.run_type(**params), seed))
+        return run_task(self.manager, self.train, Task(number, self.run_type(**params), seed),
+                        self.judge if self.receive is not None else None)
 
 
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
@@ -65,7 +77,8 @@ def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: b
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     install_in_worker()
     configure_environment(threads, gpu)
-    setup = WorkerSetup(payload, lambda event: events.put(("event", slot, generation, event)))
+    setup = WorkerSetup(payload, lambda event: events.put(("event", slot, generation, event)),
+                        lambda: tasks.get()[1])  # the driver's verdicts come on the task queue
     try:
         while (task := tasks.get()) is not None:
             number, params, seed = task
@@ -93,7 +106,11 @@ def adopt_main(path: str) -> None:
 
 
 class RunActor:
-    """A long-lived Ray actor running many runs; events go to the driver through a Ray queue."""
+    """A long-lived Ray actor running many runs; events go to the driver through a Ray queue.
+
+    It runs two calls at a time (``max_concurrency=2``), so the driver's pruning verdicts
+    (:meth:`verdict`) reach a run that waits for them after an epoch.
+    """
 
     def __init__(self, slot: int, generation: int, payload: bytes, queue: Any, threads: int | None,
                  main_path: str | None = None, sys_path: list[str] | None = None) -> None:
@@ -103,8 +120,16 @@ class RunActor:
         sys.path.extend(p for p in sys_path or () if p not in sys.path)
         if main_path is not None and os.path.exists(main_path):
             adopt_main(main_path)
+        import queue as queue_module
+
         self.slot, self.generation, self.queue = slot, generation, queue
-        self.setup = WorkerSetup(payload, lambda event: queue.put(("event", slot, generation, event)))
+        self._verdicts: queue_module.Queue[bool | str] = queue_module.Queue()
+        self.setup = WorkerSetup(payload, lambda event: queue.put(("event", slot, generation, event)),
+                                 self._verdicts.get)
+
+    def verdict(self, verdict: bool | str) -> None:
+        """The driver's pruning verdict on the epoch the run is waiting after."""
+        self._verdicts.put(verdict)
 
     def run(self, number: int, params: Mapping[str, Any], seed: int | None) -> str:
         status = self.setup.run(number, params, seed).value

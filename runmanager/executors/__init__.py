@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runmanager.events import Status
+from runmanager.events import EpochEnded, Status
 from runmanager.naming import params_of
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class Executor:
     """
 
     capacity: int = 1
+    #: set by the sweep when it prunes: asked after every epoch of every run whether the run
+    #: stops there; it may raise InvalidArgumentError (the metric is not logged), which fails the run
+    judge: Callable[[EpochEnded], bool] | None = None
 
     def open(self, manager: Any, train: Callable[..., Any], search: Search) -> None:
         """Get ready to run ``train`` for ``manager``'s sweep over ``search``: start workers,

@@ -7,6 +7,8 @@ submitted; its events are held back and reach the driver when the sweep waits,
 in the order ``order`` picks, so tests of planning, resume, the failure limit
 and scheduling see what they would see with real workers, in milliseconds. A
 run listed in ``die_after_first_epoch`` loses its worker after its first epoch.
+When the sweep prunes, a run's events reach the driver as each epoch ends, as
+they must for the driver to decide before the next epoch.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ class MemoryPool(Pool):
     """Workers that run in this process and hold their messages until polled."""
 
     def __init__(self, payload: bytes, order: str | Callable[[Sequence[Task]], int],
-                 die_after_first_epoch: frozenset[int]) -> None:
+                 die_after_first_epoch: frozenset[int], handler: Callable[[tuple[str, int, int, Any]], Any]) -> None:
         self._payload = payload
+        self._handler = handler  # the executor's: a pruning verdict needs the driver to see the epoch now
+        self._verdicts: dict[int, bool | str] = {}
         self._order = order
         self._die = die_after_first_epoch
         self._outboxes: dict[int, list[tuple[str, int, int, Any]]] = {}
@@ -41,8 +45,16 @@ class MemoryPool(Pool):
         self.started += 1
         outbox: list[tuple[str, int, int, Any]] = []
         index, generation = slot.index, slot.generation
-        slot.handle = (WorkerSetup(self._payload, lambda event: outbox.append(("event", index, generation, event))),
-                       outbox)
+
+        def receive() -> bool | str:
+            # A worker waiting for a verdict: the driver takes this worker's events so far, then answers.
+            for message in outbox:
+                self._handler(message)
+            outbox.clear()
+            return self._verdicts.pop(index)
+
+        slot.handle = (WorkerSetup(self._payload, lambda event: outbox.append(("event", index, generation, event)),
+                                   receive), outbox)
 
     def submit(self, slot: Slot, task: Task) -> None:
         setup, outbox = slot.handle
@@ -66,6 +78,9 @@ class MemoryPool(Pool):
             position = 0 if self._order == "fifo" else len(self._submitted) - 1
         index = self._submitted.pop(position)
         yield from self._outboxes.pop(index)
+
+    def answer(self, slot: Slot, verdict: bool | str) -> None:
+        self._verdicts[slot.index] = verdict
 
     def kill(self, slot: Slot) -> None:
         self._outboxes.pop(slot.index, None)
@@ -97,7 +112,7 @@ class InMemoryExecutor(PoolExecutor):
         self._memory_pool: MemoryPool | None = None
 
     def make_pool(self, payload: bytes) -> Pool:
-        self._memory_pool = MemoryPool(payload, self.order, self.die_after_first_epoch)
+        self._memory_pool = MemoryPool(payload, self.order, self.die_after_first_epoch, self.handle)
         return self._memory_pool
 
     @property

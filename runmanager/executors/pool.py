@@ -11,7 +11,9 @@ because Keras keeps a few MiB per model built in a process.
 Messages from a pool are tuples ``(kind, slot index, generation, payload)``:
 ``("event", i, g, event)``, ``("done", i, g, (number, status))`` and
 ``("died", i, g, reason)``; a message from a replaced worker (older
-generation) is ignored.
+generation) is ignored. When the sweep prunes, a worker waits after every
+epoch for the driver's verdict (:meth:`Pool.answer`): the decision is made in
+the driver, from the epoch events of every run, before the run's next epoch.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import InvalidArgumentTypeError, LogDirWriteError, missing_extra
-from runmanager.events import RunStarted, Status
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, LogDirWriteError, missing_extra
+from runmanager.events import EpochEnded, RunStarted, Status
 from runmanager.executors import Executor, Task
 
 if TYPE_CHECKING:
@@ -60,6 +62,11 @@ class Pool:
         message for each worker found dead."""
         raise NotImplementedError
 
+    def answer(self, slot: Slot, verdict: bool | str) -> None:
+        """Tell the worker of ``slot``, waiting after an epoch, whether its run stops there (True),
+        goes on (False), or fails (a message)."""
+        raise NotImplementedError
+
     def kill(self, slot: Slot) -> None:
         """End the worker of ``slot`` now, whatever it is doing."""
         raise NotImplementedError
@@ -92,14 +99,17 @@ def check_picklable(train: Any, manager: Any) -> None:
         ) from None
 
 
-def worker_payload(manager: Any, train: Any, fields: tuple[str, ...], *, by_value: bool) -> bytes:
-    """What every worker starts from: a copy of the manager, ``train`` and the run fields.
+def worker_payload(manager: Any, train: Any, fields: tuple[str, ...], *, by_value: bool,
+                   pruning: bool = False) -> bytes:
+    """What every worker starts from: a copy of the manager, ``train``, the run fields, and
+    whether to wait for the driver's verdict after every epoch (``pruning``).
 
     With ``by_value`` (Ray), what pickle cannot send by reference (a closure) is sent
     by value with Ray's cloudpickle.
     """
+    content = (manager, train, fields, pruning)
     try:
-        return pickle.dumps((manager, train, fields))
+        return pickle.dumps(content)
     except Exception:  # noqa: BLE001 - a closure: only cloudpickle can send it
         if not by_value:
             raise
@@ -107,7 +117,7 @@ def worker_payload(manager: Any, train: Any, fields: tuple[str, ...], *, by_valu
             from ray import cloudpickle
         except ImportError:
             raise missing_extra("ray", "ray", 'executor="ray"') from None
-        return cloudpickle.dumps((manager, train, fields))
+        return cloudpickle.dumps(content)
 
 
 class PoolExecutor(Executor):
@@ -126,7 +136,7 @@ class PoolExecutor(Executor):
         raise NotImplementedError
 
     def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
-        return worker_payload(manager, train, tuple(search.fields), by_value=False)
+        return worker_payload(manager, train, tuple(search.fields), by_value=False, pruning=self.judge is not None)
 
     def open(self, manager: Any, train: Callable[..., Any], search: Search) -> None:
         super().open(manager, train, search)
@@ -149,34 +159,49 @@ class PoolExecutor(Executor):
 
     def wait(self) -> list[tuple[Task, Status]]:
         assert self.pool is not None
-        ended: list[tuple[Task, Status]] = []
-        for kind, index, generation, payload in self.pool.poll(self.slots):
-            slot = self.slots[index]
-            if generation != slot.generation:
-                continue  # from a worker that was replaced
-            task = slot.task
-            if kind == "event":
-                if task is not None and payload.run == task.number:
-                    slot.started = slot.started or isinstance(payload, RunStarted)
-                    self.manager.record_event(payload)
-                continue
-            if kind == "done":
-                slot.runs_done += 1
-                status = Status(payload[1])
-            else:  # died
-                self.pool.start(slot)
-                if task is None:
-                    continue
-                record = self.manager.run_record(task.number) if slot.started else None
-                if record is not None and record.status != Status.RUNNING:
-                    status = record.status  # it died after reporting the end of its run
-                else:
-                    status = Status.INTERRUPTED
-                    self.manager.record_lost_run(task.number, task.run, payload, started=slot.started)
-            if task is not None:
-                slot.task = None
-                ended.append((task, status))
-        return ended
+        ended = (self.handle(message) for message in self.pool.poll(self.slots))
+        return [end for end in ended if end is not None]
+
+    def handle(self, message: tuple[str, int, int, Any]) -> tuple[Task, Status] | None:
+        """Act on one message from a worker; return its task and status when it ended a run."""
+        assert self.pool is not None
+        kind, index, generation, payload = message
+        slot = self.slots[index]
+        if generation != slot.generation:
+            return None  # from a worker that was replaced
+        task = slot.task
+        if kind == "event":
+            if task is not None and payload.run == task.number:
+                slot.started = slot.started or isinstance(payload, RunStarted)
+                self.manager.record_event(payload)
+                if self.judge is not None and isinstance(payload, EpochEnded):
+                    self.pool.answer(slot, self._verdict(payload))
+            return None
+        if kind == "done":
+            slot.runs_done += 1
+            status = Status(payload[1])
+        else:  # died
+            self.pool.start(slot)
+            if task is None:
+                return None
+            record = self.manager.run_record(task.number) if slot.started else None
+            if record is not None and record.status != Status.RUNNING:
+                status = record.status  # it died after reporting the end of its run
+            else:
+                status = Status.INTERRUPTED
+                self.manager.record_lost_run(task.number, task.run, payload, started=slot.started)
+        if task is None:
+            return None
+        slot.task = None
+        return task, status
+
+    def _verdict(self, event: EpochEnded) -> bool | str:
+        """The pruner's answer for a worker: stop or go on, or why the run must fail."""
+        assert self.judge is not None
+        try:
+            return self.judge(event)
+        except InvalidArgumentError as exc:
+            return str(exc)
 
     def abort(self, reason: str) -> None:
         """Kill the workers that are running a task and record their runs interrupted."""

@@ -72,6 +72,9 @@ class ProcessPool(Pool):
     def submit(self, slot: Slot, task: Task) -> None:
         slot.handle[1].put((task.number, task.params, task.seed))
 
+    def answer(self, slot: Slot, verdict: bool | str) -> None:
+        slot.handle[1].put(("verdict", verdict))
+
     def stop(self, slot: Slot) -> None:
         self.close([slot])
 

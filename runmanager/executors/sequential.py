@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runmanager.errors import LogDirWriteError
-from runmanager.events import Status
+from runmanager.events import EpochEnded, Status
 from runmanager.executors import Executor, Task
 from runmanager.signals import interrupt_reason
 
@@ -35,12 +35,15 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def run_task(manager: Any, train: Callable[..., Any], task: Task) -> Status:
+def run_task(manager: Any, train: Callable[..., Any], task: Task,
+             judge: Callable[[EpochEnded], bool] | None = None) -> Status:
     """Run ``train`` for one task under ``manager``; return the run's status.
 
     Exceptions from ``train`` are recorded, not raised; KeyboardInterrupt (and SIGTERM
     during a sweep) is recorded as ``interrupted`` and raised again, and so is a failure
     to write the log_dir.
+
+    ``judge`` is asked after every epoch whether the run should stop there (pruning).
 
     Example:
         status = run_task(m, train, Task(1, run, seed=0))
@@ -51,7 +54,7 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task) -> Status:
     if task.seed is not None:
         seed_everything(task.seed)
     manager.begin_run_as(task.run, task.number)
-    callback = RunCallback(manager, task.run, managed=True)
+    callback = RunCallback(manager, task.run, managed=True, judge=judge)
     try:
         train(task.run, [callback])
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
@@ -73,7 +76,7 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task) -> Status:
             RuntimeWarning,
             stacklevel=2,
         )
-    status = Status.DIVERGED if manager.run_diverged else Status.COMPLETED
+    status = manager.run_status
     manager.end_run_as(status)
     return status
 
@@ -98,4 +101,4 @@ class SequentialExecutor(Executor):
         task, self._task = self._task, None
         if task is None:
             return []
-        return [(task, run_task(self.manager, self.train, task))]
+        return [(task, run_task(self.manager, self.train, task, self.judge))]
