@@ -22,6 +22,7 @@ from runmanager.errors import (
     SweepError,
 )
 from runmanager.grid import RunBuilder
+from runmanager.pruning import MedianPruner, Pruner, SuccessiveHalvingPruner
 from runmanager.search import OptunaSearch, RandomSearch
 from runmanager.storage import load_results, load_summary
 from runmanager.tracking import RunManager
@@ -37,12 +38,15 @@ __all__ = [
     "JournalError",
     "LifecycleError",
     "LogDirError",
+    "MedianPruner",
     "MissingExtraError",
     "OptunaSearch",
+    "Pruner",
     "RandomSearch",
     "RunBuilder",
     "RunManager",
     "RunManagerError",
+    "SuccessiveHalvingPruner",
     "SweepError",
     "load_results",
     "load_summary",

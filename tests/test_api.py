@@ -11,8 +11,8 @@ from runmanager import errors
 
 PUBLIC = [
     "ColumnClashError", "InvalidArgumentError", "InvalidArgumentTypeError", "InvalidGridError",
-    "InvalidGridTypeError", "JournalError", "LifecycleError", "LogDirError", "MissingExtraError",
-    "OptunaSearch", "RandomSearch", "RunBuilder", "RunManager", "RunManagerError", "SweepError", "load_results", "load_summary",
+    "InvalidGridTypeError", "JournalError", "LifecycleError", "LogDirError", "MedianPruner", "MissingExtraError",
+    "OptunaSearch", "Pruner", "RandomSearch", "RunBuilder", "SuccessiveHalvingPruner", "RunManager", "RunManagerError", "SweepError", "load_results", "load_summary",
 ]
 
 
