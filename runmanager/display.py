@@ -95,6 +95,7 @@ class LiveTable:
         self._rows: deque[Mapping[str, Any]] = deque(maxlen=max_rows)
         self._added = 0
         self._handle: Any = None
+        self._status: Any = None
         self._params: set[str] = set()
         self.html = ""
 
@@ -111,6 +112,19 @@ class LiveTable:
             display(text)
         else:
             self._write(text)
+
+    def status(self, text: str) -> None:
+        """A status line (a sweep's progress): appended in a terminal, so a log reads the same;
+        in Jupyter one display updated in place."""
+        if not self.jupyter:
+            self._write(text)
+            return
+        from IPython.display import display
+
+        if self._status is None:
+            self._status = display(text, display_id=True)
+        else:
+            self._status.update(text)
 
     def add(self, row: Mapping[str, Any], params: Sequence[str] = ()) -> None:
         """Show one more row; the columns named in ``params`` are parameters."""

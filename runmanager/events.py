@@ -99,11 +99,15 @@ class Event:
 
 @dataclass(frozen=True)
 class SweepStarted(Event):
-    """A sweep begins: the names of its parameters."""
+    """A sweep begins: the names of its parameters, how many runs it may have (None: not
+    known), how many run at once, and the metric it judges runs by (its search's or pruner's)."""
 
     TYPE: ClassVar[str] = "sweep"
     fields: tuple[str, ...]
     time: float = field(default_factory=time.time)
+    total: int | None = None
+    workers: int = 1
+    metric: str | None = None
 
 
 @dataclass(frozen=True)

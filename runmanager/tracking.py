@@ -37,6 +37,7 @@ from runmanager.naming import jsonable, params_of
 from runmanager.results import Results, RunRecord
 from runmanager.signals import terminate_like_interrupt
 from runmanager.sinks import Sink, SinkList
+from runmanager.sinks.progress import ProgressSink
 from runmanager.sinks.table import TableSink
 from runmanager.storage import JOURNAL_NAME, TENSORBOARD_DIR, load_for_writing, prepare_log_dir, write_frame
 
@@ -77,7 +78,9 @@ class RunManager:
         log_dir: folder for the journal and the result files; ``None`` keeps
             everything in memory. Created if missing. One RunManager at a time
             writes into a log_dir (see :mod:`runmanager.lock`).
-        verbose: 1 prints a live table, one line per epoch; 0 prints nothing.
+        verbose: 1 prints a live table, one line per epoch, and in a sweep a progress
+            line after every run (done of total, counts, ETA, best run); 2 prints one
+            row per finished run instead of one per epoch, for long sweeps; 0 prints nothing.
         tensorboard: also write TensorBoard scalars and HParams data under
             ``log_dir/tensorboard`` (needs ``runmanager[tensorboard]``).
         overwrite: replace the runs already in ``log_dir`` instead of refusing.
@@ -111,8 +114,9 @@ class RunManager:
     ) -> None:
         if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
             raise InvalidArgumentTypeError(f"log_dir must be a path or None, got {log_dir!r}.")
-        if verbose not in (0, 1, True, False):
-            raise InvalidArgumentTypeError(f"verbose must be 0 or 1, got {verbose!r}.")
+        if verbose not in (0, 1, 2, True, False):
+            raise InvalidArgumentTypeError(
+                f"verbose must be 0 (quiet), 1 (a row per epoch) or 2 (a row per run), got {verbose!r}.")
         self.log_dir: Path | None = prepare_log_dir(log_dir) if log_dir is not None else None
         self.verbose = int(verbose)
         self.overwrite = bool(overwrite)
@@ -136,7 +140,9 @@ class RunManager:
         self._ending: tuple[Status, str | None, str | None] | None = None  # from end_run_as()
         self._tensorboard: Any = None
         if self.verbose:
-            self._sinks.add(TableSink(LiveTable(), self.log_dir))
+            table = LiveTable()
+            self._sinks.add(TableSink(table, self.log_dir, per_run=self.verbose == 2))
+            self._sinks.add(ProgressSink(table))
         if tensorboard:
             self._enable_tensorboard()
         for sink in sinks:
@@ -613,7 +619,9 @@ class RunManager:
         self._in_sweep = True
         try:
             with terminate_like_interrupt():
-                self._sinks.on_sweep_start(SweepStarted(tuple(search.fields)), search)
+                metric = getattr(pruner, "metric", None) or getattr(search, "metric", None)
+                self._sinks.on_sweep_start(SweepStarted(tuple(search.fields), total=search.total,
+                                                        workers=runner.capacity, metric=metric), search)
                 sweep = Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
                               max_consecutive_failures=max_consecutive_failures, timeout=timeout,
                               pruner=pruner)

@@ -317,7 +317,8 @@ def test_verbose_prints_one_aligned_table(capsys):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"log_dir": 5}, r"log_dir must be a path"), ({"verbose": 3}, r"verbose must be 0 or 1")],
+    [({"log_dir": 5}, r"log_dir must be a path"),
+     ({"verbose": 3}, r"verbose must be 0 \(quiet\), 1 \(a row per epoch\) or 2 \(a row per run\), got 3")],
 )
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(RunManagerError, match=match):

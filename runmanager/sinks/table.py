@@ -18,21 +18,27 @@ __all__ = ["TableSink"]
 
 
 class TableSink(Sink):
-    """Shows every epoch row as it ends, a note for each run that did not complete, and how
-    the sweep ended.
+    """Shows every epoch row as it ends (or, with ``per_run``, each run's summary row when it
+    ends), a note for each run that did not complete, and how the sweep ended.
 
     Example:
         m = RunManager("runs/x", sinks=[TableSink(LiveTable(stream=open("table.txt", "w")))], verbose=0)
     """
 
-    def __init__(self, table: LiveTable | None = None, log_dir: Path | None = None) -> None:
+    def __init__(self, table: LiveTable | None = None, log_dir: Path | None = None, *, per_run: bool = False) -> None:
         self.table = table if table is not None else LiveTable()
         self.log_dir = log_dir
+        self.per_run = per_run
 
     def on_epoch_end(self, event: EpochEnded, record: RunRecord) -> None:
-        self.table.add(Results.row(record, event), params=record.params)
+        if not self.per_run:
+            self.table.add(Results.row(record, event), params=record.params)
 
     def on_run_end(self, event: RunEnded, record: RunRecord) -> None:
+        if self.per_run:
+            row = Results.summary_row(record)
+            row.pop("error")  # said in the note below, where it has room
+            self.table.add(row, params=record.params)
         if event.status != Status.COMPLETED:
             self.table.note(f"run {event.run} {event.status}" + (f": {event.error}" if event.error else ""))
 
