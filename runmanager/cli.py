@@ -1,7 +1,8 @@
 """The ``runmanager`` command: run the demo, and look at finished sweeps.
 
     runmanager demo [--log-dir DIR] [--epochs N]
-    runmanager show LOG_DIR [--epochs]
+    runmanager [--verbose] COMMAND ...
+    runmanager show LOG_DIR [--epochs] [--info]
     runmanager best LOG_DIR --metric NAME [--mode min|max]
     runmanager tensorboard LOG_DIR [--port N]
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runmanager.errors import RunManagerError
+from runmanager.errors import LogDirError, RunManagerError
 
 __all__ = ["main"]
 
@@ -46,11 +48,29 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backends(log_dir: str) -> str:
+    """Which Keras backend and versions ran which runs of a log_dir, one line each."""
+    from runmanager.storage import JOURNAL_NAME, results_from_journal
+
+    journal = Path(log_dir) / JOURNAL_NAME
+    if not journal.is_file():
+        raise LogDirError(f"--info needs a log_dir with its {JOURNAL_NAME}, got {log_dir!r}.")
+    groups: dict[str, list[int]] = {}
+    for number, record in sorted(results_from_journal(journal).runs.items()):
+        backend = record.backend or {}
+        text = ", ".join(f"{name} {version}" for name, version in backend.items() if name != "backend")
+        key = f"backend {backend['backend']} ({text})" if backend else "backend not recorded"
+        groups.setdefault(key, []).append(number)
+    return "\n".join(f"{key}: runs {', '.join(map(str, numbers))}" for key, numbers in groups.items())
+
+
 def _show(args: argparse.Namespace) -> int:
     from runmanager.analysis import param_columns
     from runmanager.display import format_frame
     from runmanager.storage import load_results, load_summary
 
+    if args.info:
+        print(_backends(args.log_dir))
     frame = load_results(args.log_dir) if args.epochs else load_summary(args.log_dir)
     if "error" in frame.columns and frame["error"].isna().all():
         frame = frame.drop(columns="error")
@@ -82,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runmanager", description="Hyperparameter sweeps for Keras, as tables you can read."
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up notices, which runmanager hides")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a real sweep on scikit-learn's digits (a minute or two)")
     demo.add_argument("--log-dir", help="folder for the results (default: runs/demo-TIMESTAMP)")
@@ -90,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="print the per-run summary of a sweep")
     show.add_argument("log_dir", help="a log_dir, or a results/summary .csv or .json")
     show.add_argument("--epochs", action="store_true", help="print every epoch row instead")
+    show.add_argument("--info", action="store_true",
+                      help="first say which Keras backend and versions ran the runs")
     show.set_defaults(func=_show)
     best = commands.add_parser("best", help="print the best run by a metric")
     best.add_argument("log_dir", help="a log_dir, or a summary .csv or .json")
@@ -111,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     args = _parser().parse_args(argv)
+    if args.verbose:
+        from runmanager.backend import SHOW_NOTICES
+
+        os.environ[SHOW_NOTICES] = "1"
     try:
         return args.func(args)
     except (RunManagerError, OSError) as exc:

@@ -130,16 +130,20 @@ class RunStarted(Event):
     run_id: str
     params: Mapping[str, Any]
     time: float = field(default_factory=time.time)
+    #: the Keras backend and the versions of Keras and of the backend library, where Keras is loaded
+    backend: Mapping[str, str] | None = None
 
     @classmethod
     def of(cls, number: int, params: Mapping[str, Any]) -> RunStarted:
-        """The start of run ``number``; its id and JSON-safe params are derived here.
+        """The start of run ``number``; its id, JSON-safe params and backend are derived here.
 
         Example:
             >>> RunStarted.of(1, {"lr": 0.1}).run_id == run_id({"lr": 0.1})
             True
         """
-        return cls(number, run_id(params), jsonable(dict(params)))
+        from runmanager.backend import describe
+
+        return cls(number, run_id(params), jsonable(dict(params)), backend=describe())
 
 
 @dataclass(frozen=True)

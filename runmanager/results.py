@@ -31,6 +31,7 @@ class RunRecord:
     error: str | None = None
     traceback: str | None = None
     run_duration: float | None = None
+    backend: dict[str, str] | None = None
 
 
 def union(names: Iterable[str], into: dict[str, None]) -> None:
@@ -66,7 +67,8 @@ class Results:
             old = self.runs.get(event.run)
             if old is not None:
                 self.rows_count -= len(old.epochs)
-            record = RunRecord(event.run, event.run_id, dict(event.params))
+            record = RunRecord(event.run, event.run_id, dict(event.params),
+                               backend=dict(event.backend) if event.backend else None)
             self.runs[record.number] = record
             self.by_id[record.run_id] = record
             self._next_number = max(self._next_number, record.number + 1)

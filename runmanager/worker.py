@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runmanager.backend import import_keras
 from runmanager.errors import InvalidArgumentError
 from runmanager.events import EpochEnded, Event, Status
 from runmanager.executors import Task
@@ -77,6 +78,7 @@ def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: b
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     install_in_worker()
     configure_environment(threads, gpu)
+    import_keras()
     setup = WorkerSetup(payload, lambda event: events.put(("event", slot, generation, event)),
                         lambda: tasks.get()[1])  # the driver's verdicts come on the task queue
     try:
@@ -117,6 +119,7 @@ class RunActor:
         import sys
 
         configure_environment(threads, None)  # Ray itself assigns GPUs to actors that ask for them
+        import_keras()
         sys.path.extend(p for p in sys_path or () if p not in sys.path)
         if main_path is not None and os.path.exists(main_path):
             adopt_main(main_path)

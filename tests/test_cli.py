@@ -22,6 +22,8 @@ def demo_dir(tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("demo") / "run"
     done = cli("demo", "--log-dir", log_dir, "--epochs", "2")
     assert done.returncode == 0, done.stderr
+    # TensorFlow's C++ start-up notices are kept off the terminal.
+    assert "absl::InitializeLog" not in done.stderr and "oneDNN" not in done.stderr, done.stderr
     return log_dir, done.stdout
 
 
@@ -95,3 +97,25 @@ def test_best_of_a_sweep_without_completed_runs_is_an_error(tmp_path, capsys):
 def test_usage_errors_exit_2_with_usage():
     done = cli("best", "somewhere", timeout=60)
     assert done.returncode == 2 and "--metric" in done.stderr
+
+
+def test_show_info_says_which_backend_and_versions_ran_the_runs(demo_dir):
+    import keras
+    import tensorflow
+
+    log_dir, _ = demo_dir
+    done = cli("show", log_dir, "--info")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == (
+        f"backend tensorflow (keras {keras.__version__}, tensorflow {tensorflow.__version__}): runs 1, 2, 3, 4")
+
+
+@pytest.mark.parametrize("shown", [False, True])
+def test_the_backends_start_up_notices_are_hidden_unless_asked(shown):
+    code = ("import os, sys\n"
+            + ("os.environ['RUNMANAGER_BACKEND_NOTICES'] = '1'\n" if shown else "")
+            + "from runmanager.backend import import_keras\nimport_keras()\n"
+            "print('kept', file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr.endswith("kept\n")
+    assert ("absl::InitializeLog" in done.stderr) is shown

@@ -48,6 +48,9 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task,
     Example:
         status = run_task(m, train, Task(1, run, seed=0))
     """
+    from runmanager.backend import import_keras
+
+    import_keras()  # first, and without TensorFlow's start-up notices
     from runmanager.keras_callback import RunCallback
 
     clear_keras_session()
