@@ -115,8 +115,8 @@ def test_a_success_resets_the_failure_count(tmp_path):
 
 def train_diverging(run, callbacks):
     x, y = training.data()
-    model = training.build_model(4, learning_rate=run.learning_rate)
-    model.fit(x * 1e6, y, epochs=30, batch_size=32, callbacks=callbacks, verbose=0)
+    model = training.build_diverging_model(learning_rate=run.learning_rate)
+    model.fit(x, y, epochs=30, batch_size=32, callbacks=callbacks, verbose=0)
 
 
 def test_a_diverged_run_stops_at_the_nan_epoch_and_is_never_best(tmp_path):

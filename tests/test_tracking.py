@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from training import build_model, data
+from training import build_diverging_model, build_model, data
 
 from runmanager import (
     ColumnClashError,
@@ -293,8 +293,8 @@ def test_existing_sweep_is_never_mixed_into(tmp_path):
 def test_diverged_loss_stops_training_at_that_epoch():
     m = RunManager(verbose=0)
     x, y = data()
-    model = build_model(4, learning_rate=1e12)
-    model.fit(x * 1e6, y, epochs=20, batch_size=32, callbacks=[m.callback({"units": 4})], verbose=0)
+    model = build_diverging_model(learning_rate=1e12)
+    model.fit(x, y, epochs=20, batch_size=32, callbacks=[m.callback({"units": 4})], verbose=0)
     df = m.results
     assert not math.isfinite(df["loss"].iloc[-1])
     assert all(math.isfinite(v) for v in df["loss"].iloc[:-1])
@@ -331,3 +331,15 @@ def test_log_dir_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(LogDirError, match="is a file, not a folder"):
         RunManager(path)
     assert path.read_text() == "keep me"
+
+
+def test_every_run_records_its_keras_backend_and_versions(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    fit_all(m, params={"units": [4], "learning_rate": [0.05]}, epochs=1)
+    m.close()
+    backend = keras.backend.backend()
+    library = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+    expected = {"backend": backend, "keras": keras.__version__, library: __import__(library).__version__}
+    assert m.run_record(1).backend == expected
+    journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert next(e for e in journal if e["type"] == "run_start")["backend"] == expected

@@ -133,3 +133,13 @@ def fit_without_model(callbacks, epoch_logs, pause: float = 0.0):
             break
     for callback in callbacks:
         callback.on_train_end()
+
+
+def build_diverging_model(learning_rate: float = 1e12):
+    """A linear regression whose loss overflows within a few epochs at a huge learning rate,
+    on every Keras backend (a classifier's clipped cross-entropy may not)."""
+    import keras
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
+    return model
