@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from runmanager.errors import InvalidArgumentError
-from runmanager.events import Status, default_mode
+from runmanager.events import Status, default_mode, resolve_mode
 
 __all__ = ["best_run", "default_mode", "metric_columns", "param_columns"]
 
@@ -54,10 +54,7 @@ def best_run(summary: Any, metric: str, mode: str | None = None) -> Any:
         from runmanager.storage import load_summary
 
         summary = load_summary(summary)
-    if mode is None:
-        mode = default_mode(metric)
-    if mode not in ("min", "max"):
-        raise InvalidArgumentError(f"mode must be 'min' or 'max', got {mode!r}.")
+    mode = resolve_mode(metric, mode, who="best_run")
     metrics = metric_columns(summary)
     if metric not in metrics:
         raise InvalidArgumentError(

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from runmanager.errors import JournalError
+from runmanager.errors import InvalidArgumentError, JournalError
 from runmanager.naming import jsonable, run_id
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "default_mode",
     "from_dict",
     "is_lower_better",
+    "resolve_mode",
     "to_dict",
 ]
 
@@ -78,6 +79,22 @@ def is_lower_better(metric: str) -> bool:
     """
     name = metric.lower()
     return "loss" in name or "error" in name or any(name == s or name.endswith("_" + s) for s in _LOWER_IS_BETTER)
+
+
+def resolve_mode(metric: Any, mode: Any, *, who: str) -> str:
+    """Check a metric name and a mode; return the mode, ``default_mode(metric)`` when None.
+
+    Example:
+        >>> resolve_mode("val_loss", None, who="A pruner")
+        'min'
+    """
+    if not isinstance(metric, str) or not metric:
+        raise InvalidArgumentError(f"{who} needs the name of a logged metric such as 'val_accuracy', got {metric!r}.")
+    if mode is None:
+        return default_mode(metric)
+    if mode not in ("min", "max"):
+        raise InvalidArgumentError(f"mode must be 'min' or 'max', got {mode!r}.")
+    return mode
 
 
 def default_mode(metric: str) -> str:
@@ -205,7 +222,7 @@ def from_dict(data: Mapping[str, Any]) -> Event | None:
 
     Example:
         >>> from_dict({"type": "sweep", "fields": ["lr"], "time": 0.0})
-        SweepStarted(fields=('lr',), time=0.0)
+        SweepStarted(fields=('lr',), time=0.0, total=None, workers=1, metric=None)
     """
     cls = _TYPES.get(data.get("type", ""))
     if cls is None:

@@ -27,7 +27,7 @@ import bisect
 import math
 
 from runmanager.errors import InvalidArgumentError, is_int
-from runmanager.events import default_mode
+from runmanager.events import resolve_mode
 
 __all__ = ["MedianPruner", "Pruner", "SuccessiveHalvingPruner"]
 
@@ -51,13 +51,8 @@ class Pruner:
     """
 
     def __init__(self, metric: str, mode: str | None = None) -> None:
-        if not isinstance(metric, str) or not metric:
-            raise InvalidArgumentError(f"A pruner needs the name of a logged metric such as 'val_accuracy', "
-                                       f"got {metric!r}.")
+        self.mode = resolve_mode(metric, mode, who="A pruner")
         self.metric = metric
-        self.mode = default_mode(metric) if mode is None else mode
-        if self.mode not in ("min", "max"):
-            raise InvalidArgumentError(f"mode must be 'min' or 'max', got {mode!r}.")
 
     def better(self, a: float, b: float) -> bool:
         """True when ``a`` is strictly better than ``b`` in this pruner's mode."""

@@ -25,7 +25,7 @@ from runmanager.errors import (
     is_int,
     missing_extra,
 )
-from runmanager.events import Status, default_mode
+from runmanager.events import Status, resolve_mode
 from runmanager.grid import RunBuilder, check_param_name, python_scalar
 from runmanager.naming import params_of, run_id
 from runmanager.space import Dimension, parse_space
@@ -290,13 +290,8 @@ class OptunaSearch(Search):
             raise missing_extra("optuna", "optuna", "OptunaSearch") from None
         self.space = parse_space(space, optuna=True)
         self.n_runs = _check_n_runs(n_runs)
-        if not isinstance(metric, str) or not metric:
-            raise InvalidArgumentError(f"metric must be the name of a logged metric such as 'val_accuracy', "
-                                       f"got {metric!r}.")
+        self.mode = resolve_mode(metric, mode, who="OptunaSearch")
         self.metric = metric
-        self.mode = default_mode(metric) if mode is None else mode
-        if self.mode not in ("min", "max"):
-            raise InvalidArgumentError(f"mode must be 'min' or 'max', got {mode!r}.")
         if seed is not None and not is_int(seed):
             raise InvalidGridTypeError(f"seed must be an int or None, got {seed!r}.")
         self.fields = tuple(self.space)
