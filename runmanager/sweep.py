@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, is_int
-from runmanager.events import EpochEnded, Status, SweepEnded
+from runmanager.events import EpochEnded, Status, SweepEnded, SweepStarted
 from runmanager.executors import EXECUTORS, Executor, Task
 from runmanager.naming import params_of, run_id
 from runmanager.pruning import Pruner
@@ -187,6 +187,9 @@ class Sweep:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
             executor.open(self.manager, self.train, self.search)
+            metric = getattr(self.pruner, "metric", None) or getattr(self.search, "metric", None)
+            self.manager.begin_sweep(SweepStarted(tuple(self.search.fields), total=self.search.total,
+                                                  workers=executor.capacity, metric=metric), self.search)
             exhausted = False
             while True:
                 while not exhausted and executor.running() < executor.capacity:

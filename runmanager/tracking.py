@@ -619,9 +619,6 @@ class RunManager:
         self._in_sweep = True
         try:
             with terminate_like_interrupt():
-                metric = getattr(pruner, "metric", None) or getattr(search, "metric", None)
-                self._sinks.on_sweep_start(SweepStarted(tuple(search.fields), total=search.total,
-                                                        workers=runner.capacity, metric=metric), search)
                 sweep = Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
                               max_consecutive_failures=max_consecutive_failures, timeout=timeout,
                               pruner=pruner)
@@ -639,6 +636,10 @@ class RunManager:
             m.note("joined the Ray cluster at 10.0.0.5:6379")
         """
         self._sinks.on_note(text)
+
+    def begin_sweep(self, event: SweepStarted, search: Any) -> None:
+        """Tell the sinks that a sweep over ``search`` starts (its executor is ready). The Sweep calls it."""
+        self._sinks.on_sweep_start(event, search)
 
     def end_sweep(self, event: SweepEnded) -> None:
         """Tell the sinks that the sweep ended (the exports are brought up to date). The Sweep calls it."""

@@ -35,11 +35,20 @@ RAY_CLI = str(Path(sys.executable).with_name("ray"))
 GRID = {"units": [4, 8]}
 
 
+def _free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports nothing listens on (just closed)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def _free_port() -> int:
-    """A TCP port nothing listens on (just closed)."""
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
+    return _free_ports(1)[0]
 
 
 def _reset_auth() -> None:
@@ -52,11 +61,14 @@ def _reset_auth() -> None:
 
 
 def _ours(root: str) -> list[psutil.Process]:
-    """The processes whose command line names ``root``: the Ray processes of one test."""
+    """The Ray processes of one test: those started with ``RAY_TMPDIR=root`` or naming ``root``
+    on their command line (Ray's workers rename theirs ``ray::IDLE``). Zombies are gone already."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
+        if proc.pid == os.getpid():
+            continue
         try:
-            if root in " ".join(proc.info["cmdline"] or ()) and proc.pid != os.getpid():
+            if root in " ".join(proc.info["cmdline"] or ()) or proc.environ().get("RAY_TMPDIR") == root:
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -100,12 +112,18 @@ class Head:
     """A Ray head started by a test with ``ray start --head --block``, in its own process group."""
 
     def __init__(self, temp: Path, cpus: int = 2) -> None:
-        self.temp, self.port = temp, _free_port()
+        self.temp = temp
+        # Ports of its own, not Ray's fixed defaults (10001, 52365...): another Ray on the
+        # machine (a test running beside this one, a user's cluster) may hold those.
+        self.port, client, agent_http, agent_grpc, metrics, runtime_env = _free_ports(6)
         self.log = temp.parent / "head.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [RAY_CLI, "start", "--head", "--block", f"--port={self.port}", f"--num-cpus={cpus}",
-                 "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                 "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
+                 f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent_http}",
+                 f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
+                 f"--runtime-env-agent-port={runtime_env}"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ))
         self.address_file = temp / "ray_current_cluster"
         self.address = self._wait_until_up(90)
@@ -141,9 +159,11 @@ class Head:
 
     def stop(self) -> None:
         """End the head's process group (and nothing else); remove the address file it left."""
+        # SIGTERM ends the GCS and raylet at once, but `ray start --block` itself then "drains"
+        # for 30 s: give the others a moment to shut down cleanly, then kill what is left.
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=3)
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
@@ -167,6 +187,14 @@ def _sweep(tmp_path, **kwargs):
     return m.sweep(training.train, GRID, executor="ray", workers=2, **kwargs)
 
 
+def _check_sweep(summary, capsys) -> str:
+    """Both runs completed; return the sweep's first progress line (where Ray is)."""
+    assert summary["status"].tolist() == ["completed", "completed"], summary.to_string()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and lines[0].startswith("ray: "), lines[:5]
+    return lines[0]
+
+
 def test_a_ray_address_that_names_no_cluster_is_refused_before_ray_starts(tmp_path):
     m = RunManager(tmp_path, verbose=0)
     with pytest.raises(InvalidArgumentError,
@@ -180,8 +208,8 @@ def test_a_ray_address_that_names_no_cluster_is_refused_before_ray_starts(tmp_pa
 def test_a_cluster_that_does_not_answer_is_a_clear_error_at_once(tmp_path, ray_tmp):
     dead = f"{ray.util.get_node_ip_address()}:{_free_port()}"
     started = time.monotonic()
-    with pytest.raises(SweepError, match=rf"No Ray cluster answers at ray_address='{dead}' \(connection refused\)"
-                       r".*ray_address=None \(or 'local'\)"):
+    with pytest.raises(SweepError, match=rf"No Ray cluster answers at ray_address='{dead}' "
+                       r"\(connection refused\).*ray_address=None \(or 'local'\)"):
         _sweep(tmp_path, ray_address=dead)
     # "auto" follows the address file that a `ray start` left: it names the file.
     ray_tmp.mkdir(parents=True)
@@ -192,7 +220,8 @@ def test_a_cluster_that_does_not_answer_is_a_clear_error_at_once(tmp_path, ray_t
     # RAY_ADDRESS is the user's own choice: not silently replaced by a private Ray.
     os.environ["RAY_ADDRESS"] = dead
     try:
-        with pytest.raises(SweepError, match=rf"RAY_ADDRESS='{dead}' names a Ray cluster that does not answer"):
+        with pytest.raises(SweepError, match=rf"RAY_ADDRESS='{dead}' names a Ray cluster that does not "
+                           r"answer \(connection refused\)\. Unset RAY_ADDRESS"):
             _sweep(tmp_path)
     finally:
         del os.environ["RAY_ADDRESS"]
@@ -206,20 +235,16 @@ def test_a_stale_address_file_starts_a_private_ray(tmp_path, ray_tmp, capsys):
     dead = f"{ray.util.get_node_ip_address()}:{_free_port()}"
     ray_tmp.mkdir(parents=True)
     (ray_tmp / "ray_current_cluster").write_text(dead)
-    summary = _sweep(tmp_path)
-    assert summary["status"].tolist() == ["completed", "completed"]
-    out = capsys.readouterr().out
-    first = next(line for line in out.splitlines() if line.startswith("ray: "))
-    assert first.startswith("ray: started a private local Ray (2 CPUs) for this sweep; the cluster recorded in ")
-    assert f"({dead}) is gone (connection refused)" in first
+    first = _check_sweep(_sweep(tmp_path), capsys)
+    assert first == ("ray: started a private local Ray (2 CPUs) for this sweep; the cluster recorded in "
+                     f"{ray_tmp / 'ray_current_cluster'} ({dead}) is gone (connection refused), "
+                     "so it was not joined")
     assert not ray.is_initialized()
     assert (ray_tmp / "ray_current_cluster").read_text() == dead  # not ours to remove
 
 
 def test_a_running_cluster_is_joined_and_its_resources_checked(tmp_path, head, capsys):
-    summary = _sweep(tmp_path)
-    assert summary["status"].tolist() == ["completed", "completed"]
-    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ray: "))
+    first = _check_sweep(_sweep(tmp_path), capsys)
     assert first == f"ray: joined the running cluster at {head.address} (2 CPUs, 0 GPUs; 2 workers)"
     assert not ray.is_initialized()  # the driver left the cluster...
     assert head.answers()  # ...which runs on,
@@ -228,9 +253,9 @@ def test_a_running_cluster_is_joined_and_its_resources_checked(tmp_path, head, c
 
     # Too small a cluster: a clear error before any run, whichever way it is joined.
     for address in (None, "auto", head.address):
-        with pytest.raises(InvalidArgumentError, match=rf"The Ray cluster at {head.address} is too small for "
-                           r"this sweep: 3 workers with num_cpus=1 and num_gpus=0 need 3 CPUs \(it has 2\)\. "
-                           r"Pass fewer workers"):
+        with pytest.raises(InvalidArgumentError,
+                           match=rf"The Ray cluster at {head.address} is too small for this sweep: 3 workers "
+                           r"with num_cpus=1 and num_gpus=0 need 3 CPUs \(it has 2\)\. Pass fewer workers"):
             RunManager(tmp_path / "small", verbose=0).sweep(
                 training.train, GRID, executor="ray", workers=3, ray_address=address)
         assert not ray.is_initialized()
@@ -238,9 +263,7 @@ def test_a_running_cluster_is_joined_and_its_resources_checked(tmp_path, head, c
 
 
 def test_local_starts_a_private_ray_beside_a_running_cluster(tmp_path, head, capsys):
-    summary = _sweep(tmp_path, ray_address="local")
-    assert summary["status"].tolist() == ["completed", "completed"]
-    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ray: "))
+    first = _check_sweep(_sweep(tmp_path, ray_address="local"), capsys)
     assert first == "ray: started a private local Ray (2 CPUs) for this sweep"
     assert not ray.is_initialized()
     assert head.answers()
@@ -249,9 +272,18 @@ def test_local_starts_a_private_ray_beside_a_running_cluster(tmp_path, head, cap
 
 def test_errors_from_ray_reach_the_user_as_runmanager_errors(tmp_path, ray_tmp, monkeypatch):
     def refuse(*args, **kwargs):
-        raise ValueError("When connecting to an existing cluster, num_cpus and num_gpus must not be provided.")
+        raise ValueError("When connecting to an existing cluster, num_cpus and num_gpus must not be "
+                         "provided.")
 
     monkeypatch.setattr(ray, "init", refuse)
-    with pytest.raises(SweepError, match="Could not start a local Ray for the sweep: When connecting") as info:
+    with pytest.raises(SweepError, match="Could not start a local Ray for the sweep: When connecting"
+                       r".*join it with ray_address='auto'\.$") as info:
         _sweep(tmp_path)
-    assert isinstance(info.value, RunManagerError) and "ray_address='auto'" in str(info.value)
+    assert isinstance(info.value, RunManagerError) and isinstance(info.value.__cause__, ValueError)
+    # A head that answers, but that Ray cannot join:
+    monkeypatch.setattr("runmanager.executors.ray_actors._unreachable", lambda address: None)
+    with pytest.raises(SweepError, match=r"Could not join the Ray cluster at 10\.0\.0\.5:6379: When "
+                       r"connecting .*Check the cluster with `ray status`, or pass ray_address=None "
+                       r"\(or 'local'\)"):
+        _sweep(tmp_path, ray_address="10.0.0.5:6379")
+    assert not ray.is_initialized()

@@ -20,6 +20,7 @@ import queue as queue_module
 import re
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,9 @@ from runmanager.executors.processes import POLL_SECONDS
 if TYPE_CHECKING:
     from runmanager.search import Search
 
-__all__ = ["RayConnection", "RayExecutor", "RayPool", "connect_ray"]
+__all__ = ["RayConnection", "RayExecutor", "RayPool", "check_ray_address", "connect_ray"]
 
-#: Seconds to wait for a recorded Ray head to accept a TCP connection before calling it gone.
+#: Seconds to wait for a Ray head to answer (TCP, then HTTP/2) before calling it gone.
 CONNECT_TIMEOUT = 2.0
 _START = "start the cluster with `ray start --head`"
 
@@ -90,18 +91,41 @@ def check_ray_address(address: Any) -> None:
     )
 
 
+#: What an HTTP/2 client sends first (the preface and an empty SETTINGS frame); a Ray head,
+#: a gRPC server, answers with a SETTINGS frame of its own.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 def _unreachable(address: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
-    """Why nothing answers at ``address`` (``"connection refused"``), or None when something does."""
+    """Why no Ray head answers at ``address`` (``"connection refused"``), or None when one does.
+
+    A TCP connection and the first HTTP/2 frames, within ``timeout`` seconds: ``ray.init`` itself
+    retries a head that is gone for minutes, and joins anything that accepts connections.
+    """
     target = _host_port(address)
     if target is None:
         return None  # no port to try: let Ray find out
+    deadline = time.monotonic() + timeout
     try:
-        with socket.create_connection(target, timeout=timeout):
-            return None
+        sock = socket.create_connection(target, timeout=timeout)
     except TimeoutError:
         return f"no answer within {timeout:g} s"
     except OSError as exc:
         return (exc.strerror or str(exc) or type(exc).__name__).lower()
+    with sock:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return None  # a TLS handshake is Ray's to do
+        reply = b""
+        try:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.sendall(_HTTP2_HELLO)
+            while len(reply) < 9 and (chunk := sock.recv(9 - len(reply))):
+                reply += chunk
+        except OSError:
+            pass
+    if len(reply) == 9 and reply[3] == 4:  # a SETTINGS frame
+        return None
+    return "something accepts connections there, but it does not answer as a Ray head does"
 
 
 def _address_file() -> str:
@@ -117,9 +141,9 @@ def _address_file() -> str:
 def _recorded_address() -> tuple[str | None, str]:
     """The cluster ``ray.init()`` would join on its own, and where that address comes from."""
     env = os.environ.get("RAY_ADDRESS")
-    if env:
+    if env and env not in ("auto", "local"):
         return env, "the RAY_ADDRESS environment variable"
-    path = _address_file()
+    path = _address_file()  # RAY_ADDRESS=auto joins the cluster recorded there too
     try:
         with open(path, encoding="utf-8") as file:
             return file.read().strip() or None, path
@@ -236,9 +260,9 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
     stale = ""
     join: str | None = None  # the address to pass to ray.init, when joining
     shown = ""
+    if address is None and os.environ.get("RAY_ADDRESS") in ("auto", "local"):
+        address = os.environ["RAY_ADDRESS"]  # what ray.init() would take
     recorded, source = _recorded_address() if address in (None, "auto") else (None, "")
-    if recorded in ("auto", "local"):  # RAY_ADDRESS=auto or =local
-        address, recorded = address or recorded, None
     if address is None:
         reason = _unreachable(recorded) if recorded else None
         if recorded and reason is None:
@@ -317,7 +341,8 @@ class RayPool(Pool):
             if owns_ray:
                 ray.shutdown()
             raise
-        self._actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0)(RunActor)
+        # Two calls at a time: a run waiting after an epoch gets the driver's pruning verdict.
+        self._actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0, max_concurrency=2)(RunActor)
         self._payload = payload
         self._main_path = main_path
         self._threads = max(1, int(num_cpus))
@@ -334,6 +359,9 @@ class RayPool(Pool):
 
     def submit(self, slot: Slot, task: Task) -> None:
         self._refs[slot.index] = slot.handle.run.remote(task.number, task.params, task.seed)
+
+    def answer(self, slot: Slot, verdict: bool | str) -> None:
+        slot.handle.verdict.remote(verdict)
 
     def kill(self, slot: Slot) -> None:
         self._ray.kill(slot.handle)
@@ -391,7 +419,7 @@ class RayExecutor(PoolExecutor):
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
 
     def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
-        return worker_payload(manager, train, tuple(search.fields), by_value=True)
+        return worker_payload(manager, train, tuple(search.fields), by_value=True, pruning=self.judge is not None)
 
     def make_pool(self, payload: bytes) -> Pool:
         try:
