@@ -106,6 +106,7 @@ def test_a_train_that_cannot_be_pickled_is_rejected_before_any_run(tmp_path, tra
     assert load_summary(tmp_path).empty
 
 
+@pytest.mark.slow
 def test_resume_across_executors(tmp_path):
     m = RunManager(tmp_path, verbose=0)
     m.sweep(training.train, {"units": [4], "learning_rate": [0.05, 0.1]}, seed=0)
@@ -120,6 +121,7 @@ def test_resume_across_executors(tmp_path):
     assert summary["run"].tolist() == [1, 2, 3, 4, 5, 6] and summary["units"].tolist()[4:] == [16, 16]
 
 
+@pytest.mark.slow
 def test_a_sample_of_runs_sweeps_on_processes_and_resumes_on_ray(tmp_path):
     grid = RunBuilder({"units": [2, 4, 8, 16], "learning_rate": [0.05, 0.1]})
     runs = grid.sample(3, seed=0)
@@ -137,6 +139,7 @@ def test_a_sample_of_runs_sweeps_on_processes_and_resumes_on_ray(tmp_path):
     assert load_results(tmp_path).groupby("run")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 4
 
 
+@pytest.mark.slow
 def test_ray_gives_the_same_rows_and_handles_failures_and_dead_actors(tmp_path, sequential):
     m = RunManager(tmp_path / "same", verbose=0)
     m.sweep(training.train, GRID, executor="ray", workers=2, seed=0)

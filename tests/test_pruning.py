@@ -176,6 +176,7 @@ def test_a_pruned_keras_run_shows_in_results_summary_and_tensorboard(tmp_path):
     assert steps == [1]
 
 
+@pytest.mark.slow
 def test_decisions_reach_ray_actors_too(tmp_path):
     summary = sweep(tmp_path, ASHA_SCORES, 9, SuccessiveHalvingPruner("val_accuracy"), executor="ray", workers=1)
     assert summary["status"].tolist() == ASHA_STATUSES and summary["epochs"].tolist() == ASHA_EPOCHS

@@ -229,6 +229,7 @@ def test_a_cluster_that_does_not_answer_is_a_clear_error_at_once(tmp_path, ray_t
     assert not ray.is_initialized()
 
 
+@pytest.mark.slow
 def test_a_stale_address_file_starts_a_private_ray(tmp_path, ray_tmp, capsys):
     # What a `ray start --head` leaves behind when it ends without `ray stop` (or the machine
     # restarts): the address of a head that is gone. ray.init() would try to join it.
@@ -243,6 +244,7 @@ def test_a_stale_address_file_starts_a_private_ray(tmp_path, ray_tmp, capsys):
     assert (ray_tmp / "ray_current_cluster").read_text() == dead  # not ours to remove
 
 
+@pytest.mark.slow
 def test_a_running_cluster_is_joined_and_its_resources_checked(tmp_path, head, capsys):
     first = _check_sweep(_sweep(tmp_path), capsys)
     assert first == f"ray: joined the running cluster at {head.address} (2 CPUs, 0 GPUs; 2 workers)"
@@ -262,6 +264,7 @@ def test_a_running_cluster_is_joined_and_its_resources_checked(tmp_path, head, c
     assert head.class_names().count("RunActor") == 2
 
 
+@pytest.mark.slow
 def test_local_starts_a_private_ray_beside_a_running_cluster(tmp_path, head, capsys):
     first = _check_sweep(_sweep(tmp_path, ray_address="local"), capsys)
     assert first == "ray: started a private local Ray (2 CPUs) for this sweep"

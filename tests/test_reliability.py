@@ -12,6 +12,7 @@ import time
 import warnings
 
 import pandas as pd
+import pytest
 
 from runmanager import load_results, load_summary
 
@@ -85,6 +86,7 @@ def epochs_on_disk(log_dir):
     return list(zip(results["run"], results["epoch"]))
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_no_finished_epoch_and_resume_completes(tmp_path):
     log_dir = tmp_path / "sweep"
     rng = random.Random(1234)
