@@ -420,7 +420,8 @@ class RunManager:
                 )
 
     def end_run(self) -> None:
-        """Finish the current run: ``completed``, or ``diverged`` if a loss became NaN/inf.
+        """Finish the current run: ``completed``, ``diverged`` if a loss became NaN/inf, or
+        ``pruned`` if a pruner stopped it.
 
         Subclasses may override it, calling ``super().end_run()``; sweeps call it
         at the end of every run, whatever its status.
@@ -434,7 +435,7 @@ class RunManager:
                     f"end_run() was called while epoch {self.epoch_count} is still going; "
                     "call end_epoch() first."
                 )
-            ending = (self._run_status(), None, None)
+            ending = (self.run_status, None, None)
         run, self._run = self._run, None
         self._epoch = None  # an epoch still open is dropped, not recorded
         self.model = None
@@ -443,15 +444,13 @@ class RunManager:
         self._emit(RunEnded(run.number, run.run_id, status, len(record.epochs), time.perf_counter() - run.start,
                             error, traceback))
 
-    def _run_status(self) -> Status:
-        """How the current run ends when nothing went wrong outside it."""
-        assert self._run is not None
-        return Status.DIVERGED if self._run.diverged else Status.PRUNED if self._run.pruned else Status.COMPLETED
-
     @property
     def run_status(self) -> Status | None:
         """How the current run would end now (``completed``, ``diverged`` or ``pruned``); None outside a run."""
-        return None if self._run is None else self._run_status()
+        run = self._run
+        if run is None:
+            return None
+        return Status.DIVERGED if run.diverged else Status.PRUNED if run.pruned else Status.COMPLETED
 
     def end_run_as(self, status: Status | str, error: str | None = None, traceback: str | None = None) -> None:
         """End the current run with ``status`` (and the error that caused it), through the
