@@ -1,6 +1,6 @@
 """runmanager: hyperparameter sweeps for Keras, as namedtuple runs and pandas DataFrames.
 
-Example:
+Examples:
     >>> from runmanager import RunBuilder
     >>> RunBuilder.get_runs({"lr": [0.01, 0.001], "batch_size": [32]})
     [Run(lr=0.01, batch_size=32), Run(lr=0.001, batch_size=32)]

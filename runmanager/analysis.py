@@ -43,7 +43,7 @@ def best_run(summary: Any, metric: str, mode: str | None = None) -> Any:
     Raises:
         InvalidArgumentError: an unknown metric or mode, or no completed run has the metric.
 
-    Example:
+    Examples:
         >>> import pandas as pd
         >>> summary = pd.DataFrame({"run": [1, 2, 3], "status": ["completed", "completed", "diverged"],
         ...                         "epochs": [5, 5, 2], "val_loss": [0.5, 0.3, 0.1], "run_duration": [1.0] * 3})

@@ -35,7 +35,7 @@ def quiet_stderr(pattern: re.Pattern[str] = _NOTICE) -> Iterator[None]:
     """While the block runs, what is written to file descriptor 2 (by Python or by C++) is
     held back; afterwards every line that does not match ``pattern`` is written to stderr.
 
-    Example:
+    Examples:
         with quiet_stderr():
             import tensorflow
     """
@@ -60,7 +60,7 @@ def quiet_stderr(pattern: re.Pattern[str] = _NOTICE) -> Iterator[None]:
 def import_keras() -> Any:
     """``keras``, imported without the backend's start-up notices when this is the first import.
 
-    Example:
+    Examples:
         keras = import_keras()
     """
     if "keras" in sys.modules or os.environ.get(SHOW_NOTICES):
@@ -75,7 +75,7 @@ def describe() -> dict[str, str] | None:
     """The Keras backend of this process and the versions of Keras and of the backend library,
     or None while Keras is not imported (nothing is imported to find out).
 
-    Example:
+    Examples:
         describe()  # {'backend': 'tensorflow', 'keras': '3.15.1', 'tensorflow': '2.21.0'}
     """
     if _described:

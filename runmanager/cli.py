@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``runmanager`` command with ``argv``; return its exit code.
 
-    Example:
+    Examples:
         main(["best", "runs/demo", "--metric", "val_accuracy"])
         0
     """

@@ -23,7 +23,7 @@ DEMO_EPOCHS = 5
 def load_digits_data() -> tuple[Any, Any]:
     """The 1,797 8x8 digit images of scikit-learn, scaled to [0, 1], as (x, y).
 
-    Example:
+    Examples:
         >>> x, y = load_digits_data()
         >>> x.shape, y.shape
         ((1797, 64), (1797,))
@@ -58,7 +58,7 @@ def build_model(units: int, learning_rate: float, dropout: float = 0.0) -> Any:
 def train_digits(run: Any, callbacks: list[Any], epochs: int = DEMO_EPOCHS) -> Any:
     """Train the digits MLP for one run of the demo grid.
 
-    Example:
+    Examples:
         m.sweep(train_digits, DEMO_PARAMS)
     """
     x, y = load_digits_data()

@@ -29,7 +29,7 @@ def format_value(column: str, value: Any, *, param: bool = False) -> str:
 
     A parameter (``param=True``) is shown as given, ``0.001`` rather than ``0.0010``.
 
-    Example:
+    Examples:
         >>> format_value("loss", 0.123456789), format_value("epoch_duration", 1.23456)
         ('0.1235', '1.23s')
         >>> format_value("lr", 0.001, param=True)
@@ -77,7 +77,7 @@ class LiveTable:
         jupyter: update one displayed table in place; default: when in Jupyter.
         max_rows: how many of the latest rows the Jupyter table shows.
 
-    Example:
+    Examples:
         >>> table = LiveTable()
         >>> table.add({"run": 1, "epoch": 1, "loss": 0.5, "epoch_duration": 0.25})
           run    epoch        loss    epoch_duration
@@ -181,7 +181,7 @@ class LiveTable:
 def format_frame(frame: Any, params: Sequence[str] = ()) -> str:
     """A whole DataFrame as an aligned table, cells formatted as in the live table.
 
-    Example:
+    Examples:
         >>> import pandas as pd
         >>> print(format_frame(pd.DataFrame({"run": [1], "loss": [0.25], "lr": [0.001]}), params=["lr"]))
           run    loss     lr

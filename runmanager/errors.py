@@ -89,7 +89,7 @@ def missing_extra(package: str, extra: str, feature: str) -> MissingExtraError:
 def is_int(value: Any) -> bool:
     """True for an int that is not a bool: the one check behind every count and seed argument.
 
-    Example:
+    Examples:
         >>> is_int(3), is_int(True), is_int(3.0)
         (True, False, False)
     """

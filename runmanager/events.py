@@ -41,7 +41,7 @@ __all__ = [
 class Status(StrEnum):
     """How a run ended, or that it is still going. Equal to its string (``Status.COMPLETED == "completed"``).
 
-    Example:
+    Examples:
         >>> Status("diverged") is Status.DIVERGED, Status.DIVERGED.finished
         (True, True)
     """
@@ -73,7 +73,7 @@ def is_lower_better(metric: str) -> bool:
     """True for a metric named as a loss or an error (``loss``, ``val_loss``, ``mean_squared_error``,
     ``val_mae``, ``mse``, ...): the one rule for judging metrics and for spotting divergence.
 
-    Example:
+    Examples:
         >>> [is_lower_better(m) for m in ("val_loss", "mean_squared_error", "val_mae", "val_accuracy")]
         [True, True, True, False]
     """
@@ -84,7 +84,7 @@ def is_lower_better(metric: str) -> bool:
 def resolve_mode(metric: Any, mode: Any, *, who: str) -> str:
     """Check a metric name and a mode; return the mode, ``default_mode(metric)`` when None.
 
-    Example:
+    Examples:
         >>> resolve_mode("val_loss", None, who="A pruner")
         'min'
     """
@@ -100,7 +100,7 @@ def resolve_mode(metric: Any, mode: Any, *, who: str) -> str:
 def default_mode(metric: str) -> str:
     """``"min"`` for a metric named as a loss or an error, else ``"max"``.
 
-    Example:
+    Examples:
         >>> default_mode("val_loss"), default_mode("val_accuracy")
         ('min', 'max')
     """
@@ -154,7 +154,7 @@ class RunStarted(Event):
     def of(cls, number: int, params: Mapping[str, Any]) -> RunStarted:
         """The start of run ``number``; its id, JSON-safe params and backend are derived here.
 
-        Example:
+        Examples:
             >>> RunStarted.of(1, {"lr": 0.1}).run_id == run_id({"lr": 0.1})
             True
         """
@@ -202,7 +202,7 @@ _TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (SweepStarted, SweepE
 def to_dict(event: Event) -> dict[str, Any]:
     """An event as the JSON object of its journal line (``type`` first).
 
-    Example:
+    Examples:
         >>> to_dict(RunEnded(1, "ab12", Status.COMPLETED, 3, 1.5))["status"]
         'completed'
     """
@@ -220,7 +220,7 @@ def from_dict(data: Mapping[str, Any]) -> Event | None:
     Raises:
         JournalError: a known type with missing or unknown fields.
 
-    Example:
+    Examples:
         >>> from_dict({"type": "sweep", "fields": ["lr"], "time": 0.0})
         SweepStarted(fields=('lr',), time=0.0, total=None, workers=1, metric=None)
     """

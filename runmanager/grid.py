@@ -48,7 +48,7 @@ def _domain_kind(domain: Any) -> str:
 def python_scalar(value: Any) -> Any:
     """NumPy scalars become plain Python values, so runs print and serialise cleanly.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> type(python_scalar(np.float64(0.5))).__name__
         'float'
@@ -95,7 +95,7 @@ def check_param_name(name: Any, key: Any) -> str:
     """``name`` if it can be a parameter: a str that is a namedtuple field and not a column
     runmanager writes; ``key`` is what the user wrote, for the message.
 
-    Example:
+    Examples:
         >>> check_param_name("learning_rate", "learning_rate")
         'learning_rate'
     """
@@ -173,7 +173,7 @@ class RunBuilder(Sequence):
         InvalidGridError: an empty grid, an empty value list, a bad or duplicated name.
         InvalidGridTypeError: a value that is not a list, a key of the wrong type.
 
-    Example:
+    Examples:
         >>> grid = RunBuilder({"lr": [0.01, 0.001], "batch_size": [32, 64]})
         >>> len(grid)
         4
@@ -259,7 +259,7 @@ class RunBuilder(Sequence):
     def get_runs(params: Mapping[Any, Any] | Sequence[Mapping[Any, Any]]) -> list[Any]:
         """Every run of ``params`` as a list of ``Run`` namedtuples, in product order.
 
-        Example:
+        Examples:
             >>> from collections import OrderedDict
             >>> runs = RunBuilder.get_runs(OrderedDict(lr=[0.01, 0.001], optimizer=["adam", "sgd"]))
             >>> runs[1]
@@ -280,7 +280,7 @@ class RunBuilder(Sequence):
         ``Discrete`` gives its values; ``RealInterval``/``IntInterval`` give
         ``[min, max]``, or ``points`` evenly spaced values when asked.
 
-        Example:
+        Examples:
             >>> from tensorboard.plugins.hparams import api as hp
             >>> grid = RunBuilder.from_hparams(
             ...     [hp.HParam("units", hp.Discrete([16, 32])), hp.HParam("dropout", hp.RealInterval(0.1, 0.2))])
@@ -315,7 +315,7 @@ class RunBuilder(Sequence):
     def values_of(self, name: str) -> list[Any]:
         """Every distinct value parameter ``name`` takes in the grid, in order (filters ignored).
 
-        Example:
+        Examples:
             >>> RunBuilder([{"a": [1, 2]}, {"a": [2, 3], "b": ["x"]}]).values_of("b")
             [None, 'x']
         """
@@ -388,7 +388,7 @@ class RunBuilder(Sequence):
 
         The product is never materialised: indices are drawn from its range.
 
-        Example:
+        Examples:
             >>> grid = RunBuilder({"a": range(1000), "b": range(1000)})
             >>> grid.sample(2, seed=0) == grid.sample(2, seed=0)
             True

@@ -33,7 +33,7 @@ class RunCallback(keras.callbacks.Callback):
     training ends. Inside a sweep (``managed=True``) the sweep owns the run, so
     ``train`` may call ``fit`` several times and the epochs keep counting.
 
-    Example:
+    Examples:
         model.fit(x, y, epochs=3, callbacks=[m.callback(run)], verbose=0)
     """
 

@@ -157,7 +157,7 @@ class LogDirLock:
         log_dir: The locked folder (resolved to an absolute path).
         path: The lock file, ``log_dir / LOCK_NAME``.
 
-    Example:
+    Examples:
         lock = acquire("logs/sweep1")
         try:
             ...  # write journal.jsonl and the result files
@@ -204,7 +204,7 @@ def read_holder(log_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
     None means there is no lock file, or it is empty or corrupt.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as d:
         ...     lock = acquire(d)
@@ -236,7 +236,7 @@ def acquire(log_dir: str | os.PathLike[str], busy: Callable[[], Any] | None = No
         LogDirError: Another live process, another host or a sweeping owner in this process
             holds the lock, or the folder cannot hold a lock file.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as d:
         ...     first = acquire(d)

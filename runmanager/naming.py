@@ -28,7 +28,7 @@ def jsonable(value: Any) -> Any:
     numbers; anything else becomes a stable string (for a class or function,
     its qualified name, never a memory address).
 
-    Example:
+    Examples:
         >>> jsonable((1, "a", None))
         [1, 'a', None]
     """
@@ -53,7 +53,7 @@ def jsonable(value: Any) -> Any:
 def params_of(run: Any) -> dict[str, Any]:
     """A run's params as a plain dict: a namedtuple, a mapping, or an object with ``_asdict``.
 
-    Example:
+    Examples:
         >>> from collections import namedtuple
         >>> params_of(namedtuple("Run", "lr bs")(0.1, 32))
         {'lr': 0.1, 'bs': 32}
@@ -79,7 +79,7 @@ def run_id(params: Mapping[str, Any]) -> str:
 
     Key order does not matter; a value's type does (``1`` and ``1.0`` differ).
 
-    Example:
+    Examples:
         >>> run_id({"lr": 0.1, "bs": 32}) == run_id({"bs": 32, "lr": 0.1})
         True
     """
@@ -93,7 +93,7 @@ def safe_name(number: int, params: Mapping[str, Any]) -> str:
     110 characters, and a hash of the params at the end so that distinct params
     never collide, however they were shortened.
 
-    Example:
+    Examples:
         >>> safe_name(3, {"lr": 0.1, "opt": "../../x"})
         'run-003-lr=0.1,opt=.__.__x-7b6b90400fc1'
     """

@@ -39,7 +39,7 @@ class Pruner:
         metric: the metric it judges, e.g. ``"val_accuracy"``.
         mode: ``"max"`` or ``"min"``; default ``"min"`` for a loss or an error, else ``"max"``.
 
-    Example:
+    Examples:
         >>> class StopHighLoss(Pruner):
         ...     def __init__(self):
         ...         super().__init__("val_loss")
@@ -76,7 +76,7 @@ class MedianPruner(Pruner):
     runs had at epoch e, once ``min_runs`` of them reached it; never at epochs up to
     ``warmup_epochs``.
 
-    Example:
+    Examples:
         >>> pruner = MedianPruner("val_accuracy", warmup_epochs=1, min_runs=2)
         >>> [pruner.report(run, 2, value) for run, value in ((1, 0.9), (2, 0.8), (3, 0.5), (4, 0.95))]
         [False, False, True, False]
@@ -105,7 +105,7 @@ class SuccessiveHalvingPruner(Pruner):
     run reaching a rung goes on only if it is in the top ``1/reduction_factor`` of the runs that
     reached that rung so far (while fewer than ``reduction_factor`` did, only the best goes on).
 
-    Example:
+    Examples:
         >>> pruner = SuccessiveHalvingPruner("val_accuracy", min_epochs=1, reduction_factor=2)
         >>> [pruner.report(run, 1, value) for run, value in ((1, 0.5), (2, 0.7), (3, 0.8), (4, 0.6))]
         [False, False, False, True]

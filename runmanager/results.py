@@ -43,7 +43,7 @@ def union(names: Iterable[str], into: dict[str, None]) -> None:
 class Results:
     """Runs and epoch rows, built by applying events in order.
 
-    Example:
+    Examples:
         >>> from runmanager.events import RunStarted
         >>> results = Results()
         >>> record = results.apply(RunStarted.of(1, {"lr": 0.1}))
@@ -165,7 +165,7 @@ class Results:
 def fold(events: Iterable[Event], into: Results | None = None) -> Results:
     """Apply ``events`` in order to a new (or the given) Results.
 
-    Example:
+    Examples:
         >>> fold([RunStarted.of(1, {"lr": 0.1})]).param_names
         ['lr']
     """

@@ -42,7 +42,7 @@ class Search:
     Subclasses set :attr:`fields` (the parameter names, in order) and implement
     :meth:`ask`; the rest is optional.
 
-    Example:
+    Examples:
         >>> class Halving(Search):
         ...     fields = ("lr",)
         ...     def __init__(self):
@@ -103,7 +103,7 @@ class Search:
 class GridSearch(Search):
     """Every run of a grid, in grid order (a resumed sweep skips what is done).
 
-    Example:
+    Examples:
         >>> search = GridSearch(RunBuilder({"lr": [0.1, 0.01]}))
         >>> search.ask(), search.ask(), search.ask()
         (Run(lr=0.1), Run(lr=0.01), None)
@@ -143,7 +143,7 @@ class RunList(Search):
         InvalidGridTypeError: an element is not a namedtuple run.
         InvalidGridError: the sequence is empty.
 
-    Example:
+    Examples:
         >>> runs = RunBuilder({"lr": [0.1, 0.01, 0.001]}).sample(2, seed=0)
         >>> search = RunList(runs)
         >>> search.total, search.ask() == runs[0]
@@ -207,7 +207,7 @@ class RandomSearch(RunList):
         InvalidArgumentError: ``n_runs`` is not a positive int.
         InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`).
 
-    Example:
+    Examples:
         >>> from scipy.stats import loguniform
         >>> runs = RandomSearch({"lr": loguniform(1e-4, 1e-1), "units": [16, 32]}, n_runs=3, seed=0)
         >>> len(runs), runs[0]
@@ -276,7 +276,7 @@ class OptunaSearch(Search):
         sampler: an Optuna sampler; default ``TPESampler(seed=seed)``.
         seed: seeds the default sampler.
 
-    Example:
+    Examples:
         search = OptunaSearch({"lr": loguniform(1e-4, 1e-1), "units": randint(16, 257)},
                               n_runs=30, metric="val_accuracy", seed=0)
         m.sweep(train, search)
@@ -414,7 +414,7 @@ def _optuna_distribution(dimension: Dimension) -> Any:
 def as_search(params: Any) -> Search:
     """What a sweep's ``params`` stand for: a search, a grid, or a list of runs.
 
-    Example:
+    Examples:
         >>> type(as_search({"lr": [0.1]})).__name__, type(as_search(RunBuilder.get_runs({"lr": [0.1]}))).__name__
         ('GridSearch', 'RunList')
     """

@@ -22,7 +22,7 @@ __all__ = ["Terminated", "interrupt_reason", "terminate_like_interrupt"]
 class Terminated(KeyboardInterrupt):
     """A terminating signal (SIGTERM) arrived during a sweep.
 
-    Example:
+    Examples:
         >>> str(Terminated(signal.SIGTERM)), Terminated(signal.SIGTERM).exit_status
         ('SIGTERM', 143)
     """
@@ -40,7 +40,7 @@ class Terminated(KeyboardInterrupt):
 def interrupt_reason(exc: BaseException) -> str:
     """What an interrupted run's error says: ``"SIGTERM"``, or ``"KeyboardInterrupt"`` for Ctrl-C.
 
-    Example:
+    Examples:
         >>> interrupt_reason(KeyboardInterrupt()), interrupt_reason(Terminated(signal.SIGTERM))
         ('KeyboardInterrupt', 'SIGTERM')
     """
@@ -64,7 +64,7 @@ def terminate_like_interrupt() -> Iterator[None]:
     is ignored on purpose. A Terminated that leaves the block becomes ``SystemExit(143)``
     when the previous handler was the default one.
 
-    Example:
+    Examples:
         with terminate_like_interrupt():
             run_the_sweep()
     """

@@ -85,7 +85,7 @@ def parse_space(space: Any, *, optuna: bool = False) -> dict[str, Dimension]:
         InvalidGridTypeError: a value that is neither a list nor a distribution, or a key
             that cannot be a parameter name.
 
-    Example:
+    Examples:
         >>> list(parse_space({"units": [16, 32], "optimizer": ["adam"]}))
         ['units', 'optimizer']
     """

@@ -141,7 +141,7 @@ def read_journal(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     warning; a corrupt line anywhere else raises :class:`JournalError` naming
     the file and line.
 
-    Example:
+    Examples:
         events = read_journal("runs/digits/journal.jsonl")
     """
     path = Path(path)
@@ -180,7 +180,7 @@ def read_journal(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def results_from_journal(path: str | os.PathLike[str]) -> Results:
     """The runs of a journal file, folded from its events.
 
-    Example:
+    Examples:
         results = results_from_journal("runs/digits/journal.jsonl")
     """
     return fold(event for event in map(from_dict, read_journal(path)) if event is not None)
@@ -192,7 +192,7 @@ def results_from_journal(path: str | os.PathLike[str]) -> Results:
 def file_mode() -> int:
     """The mode a new file of this process gets, ``0o666`` less the umask (``0o644`` under 022).
 
-    Example:
+    Examples:
         >>> file_mode() & 0o600
         384
     """
@@ -213,7 +213,7 @@ def atomic_write(path: str | os.PathLike[str], text: str) -> None:
 
     The file gets the usual mode of the process's new files (the umask is respected).
 
-    Example:
+    Examples:
         atomic_write("results.csv", "run,epoch\\n")
     """
     path = Path(path)
@@ -344,7 +344,7 @@ def load_results(path: str | os.PathLike[str]) -> Any:
     of a run that was still going when the process died. Nothing is unpickled
     or evaluated.
 
-    Example:
+    Examples:
         df = load_results("runs/digits")
         df.groupby("run")["val_accuracy"].max()
     """
@@ -354,7 +354,7 @@ def load_results(path: str | os.PathLike[str]) -> Any:
 def load_summary(path: str | os.PathLike[str]) -> Any:
     """Read the per-run summary back from a log_dir, a ``summary.csv`` or a ``summary.json``.
 
-    Example:
+    Examples:
         load_summary("runs/digits")[["run", "status", "epochs"]]
     """
     return _load(path, SUMMARY_NAME, "summary")
@@ -411,7 +411,7 @@ def write_failure(log_dir: Path, error: OSError) -> LogDirWriteError:
     """The error that stops a sweep whose log_dir cannot be written: the file, the OS error,
     what is safely on disk, and how to go on.
 
-    Example:
+    Examples:
         raise write_failure(log_dir, exc) from exc
     """
     where = error.filename or log_dir

@@ -93,7 +93,7 @@ def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int,
 class Tally:
     """Counts runs by status, and stops the sweep after too many failures in a row.
 
-    Example:
+    Examples:
         >>> tally = Tally(max_consecutive_failures=2)
         >>> tally.add(1, Status.COMPLETED, None); tally.counts
         {'completed': 1}
@@ -129,7 +129,7 @@ class Sweep:
     ``manager`` has opened its log_dir already; ``results`` is its fold of the
     journal, which tells what a resumed sweep has done.
 
-    Example:
+    Examples:
         counts = Sweep(m, train, GridSearch(grid), SequentialExecutor(), results).run()
     """
 

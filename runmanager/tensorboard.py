@@ -91,7 +91,7 @@ def _tb() -> SimpleNamespace:
 def metric_location(name: str) -> tuple[str, str]:
     """Where a metric's scalars go: ``(group folder, tag)``, as Keras's TensorBoard callback does.
 
-    Example:
+    Examples:
         >>> metric_location("val_accuracy"), metric_location("loss")
         (('validation', 'accuracy'), ('train', 'loss'))
     """
@@ -232,7 +232,7 @@ class TensorBoardWriter(Sink):
     Raises:
         MissingExtraError: the ``tensorboard`` package is not installed.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from runmanager import RunManager
         >>> with tempfile.TemporaryDirectory() as log_dir:
@@ -268,7 +268,7 @@ class TensorBoardWriter(Sink):
         ``values_of``, ``hparams`` and, for a search over a space, ``domain``), and write the
         ``hparams_config``.
 
-        Example:
+        Examples:
             writer.set_grid(RunBuilder({"lr": [0.1, 0.01]}))
         """
         user_hparams = dict(getattr(grid, "hparams", {}) or {})
@@ -497,7 +497,7 @@ def serve(log_dir: str | os.PathLike[str], port: int = 0) -> int:
         MissingExtraError: the ``tensorboard`` package is not installed.
         InvalidArgumentError: the port is out of range or TensorBoard cannot listen on it.
 
-    Example:
+    Examples:
         serve("runs/digits")  # prints "TensorBoard for ... at http://127.0.0.1:PORT/"; 0 after Ctrl-C
     """
     path = Path(log_dir)

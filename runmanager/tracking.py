@@ -90,7 +90,7 @@ class RunManager:
     Raises:
         LogDirError: ``log_dir`` is a file or not writable.
 
-    Example:
+    Examples:
         >>> m = RunManager(verbose=0)
         >>> m.begin_run({"lr": 0.1})
         >>> m.begin_epoch()
@@ -161,7 +161,7 @@ class RunManager:
     def add_sink(self, sink: Sink) -> None:
         """Send every later event to ``sink`` too (after the journal, the exports and the table).
 
-        Example:
+        Examples:
             m.add_sink(MyMlflowSink())
         """
         if not isinstance(sink, Sink):
@@ -190,7 +190,7 @@ class RunManager:
         """One row per run: ``run``, params, ``status``, ``epochs``, final metrics,
         ``run_duration``, ``error``.
 
-        Example:
+        Examples:
             >>> RunManager(verbose=0).summary().columns.tolist()
             ['run', 'status', 'epochs', 'run_duration', 'error']
         """
@@ -199,7 +199,7 @@ class RunManager:
     def run_record(self, number: int) -> RunRecord | None:
         """What is known of run ``number`` (status, epochs, error), or None.
 
-        Example:
+        Examples:
             >>> RunManager(verbose=0).run_record(1) is None
             True
         """
@@ -219,7 +219,7 @@ class RunManager:
         """Stop run ``number`` at the end of its current epoch, with status ``"pruned"`` (a pruner's
         decision; a custom training loop sees it through :attr:`run_pruned`).
 
-        Example:
+        Examples:
             >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.prune_run(1); m.end_run()
             >>> m.summary()["status"].tolist()
             ['pruned']
@@ -237,7 +237,7 @@ class RunManager:
 
         ``self.model`` is the run's model (``None`` if none was given).
 
-        Example:
+        Examples:
             >>> class WithWeights(RunManager):
             ...     def extra_columns(self):
             ...         return {"weights": self.model.count_params() if self.model else 0}
@@ -284,7 +284,7 @@ class RunManager:
         the overridable :meth:`begin_run`. Sweeps and executors call it; code of your own calls
         ``begin_run``.
 
-        Example:
+        Examples:
             m.begin_run_as(run, 7)
         """
         self._number = number
@@ -316,7 +316,7 @@ class RunManager:
         """Add a batch's mean loss; the epoch's ``loss`` is the mean weighted by batch size,
         so a short last batch counts exactly as much as its samples.
 
-        Example:
+        Examples:
             >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
             >>> m.track_loss(1.0, batch_size=3); m.track_loss(4.0, batch_size=1)
             >>> m.end_epoch(); m.results["loss"].item()
@@ -334,7 +334,7 @@ class RunManager:
         ``labels``; a single column means binary probabilities, cut at 0.5) or
         class ids; ``labels`` are class ids or one-hot rows.
 
-        Example:
+        Examples:
             >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
             >>> m.track_num_correct([[0.9, 0.1], [0.2, 0.8]], [0, 0])
             1
@@ -359,7 +359,7 @@ class RunManager:
     def track(self, name: str, value: Any, weight: float = 1) -> None:
         """Add a value of any metric; the epoch's value is the weighted mean of what was tracked.
 
-        Example:
+        Examples:
             >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
             >>> m.track("grad_norm", 2.0); m.track("grad_norm", 4.0)
             >>> m.end_epoch(); m.results["grad_norm"].item()
@@ -456,7 +456,7 @@ class RunManager:
         """End the current run with ``status`` (and the error that caused it), through the
         overridable :meth:`end_run`. An epoch still open is dropped. Sweeps and adapters call it.
 
-        Example:
+        Examples:
             m.end_run_as("failed", "ValueError: bad input")
         """
         self._ending = (Status(status), error, traceback)
@@ -468,7 +468,7 @@ class RunManager:
     def discard_epoch(self) -> None:
         """Drop the epoch that is going, if any, without a row (its fit() raised or was left).
 
-        Example:
+        Examples:
             >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
             >>> m.discard_epoch(); m.epoch_count
             0
@@ -481,7 +481,7 @@ class RunManager:
         """Record metric values already averaged over the epoch (what Keras passes to
         ``on_epoch_end``), in their order; a value that is not a number is skipped with a warning.
 
-        Example:
+        Examples:
             >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
             >>> m.record_logs({"loss": 0.5, "val_loss": 0.75}); m.end_epoch()
             >>> m.results[["loss", "val_loss"]].values.tolist()
@@ -499,7 +499,7 @@ class RunManager:
     def record_event(self, event: Event) -> None:
         """Record an event of a run carried out elsewhere (a worker process): the driver side.
 
-        Example:
+        Examples:
             m.record_event(event)  # an EpochEnded sent by a worker
         """
         self._emit(event)
@@ -510,7 +510,7 @@ class RunManager:
         run itself could not say so: its worker died or was stopped, or the sweep found it
         unusable after it ended. ``started``: its start was already recorded.
 
-        Example:
+        Examples:
             m.record_lost_run(3, run, "worker process exited with code -9", started=True)
         """
         if not started:
@@ -525,7 +525,7 @@ class RunManager:
         """A ``keras.callbacks.Callback`` that records ``run``: it begins the run when
         training begins, records every epoch's logs, and ends the run when training ends.
 
-        Example:
+        Examples:
             model.fit(x, y, epochs=3, callbacks=[m.callback(run)])
         """
         from runmanager.keras_callback import RunCallback
@@ -584,7 +584,8 @@ class RunManager:
                 ``[]``: hide the GPUs from the workers.
             ray_address: the Ray cluster to join; default: the running one, or
                 a local Ray started for the sweep.
-            num_cpus, num_gpus: Ray resources per worker (per concurrent run).
+            num_cpus: Ray CPUs per worker (per concurrent run).
+            num_gpus: Ray GPUs per worker (per concurrent run).
             tensorboard: also write TensorBoard data for this sweep, as
                 ``RunManager(..., tensorboard=True)`` does.
             timeout: a time budget in seconds: no run starts after it, runs already
@@ -592,7 +593,7 @@ class RunManager:
             pruner: a :class:`runmanager.pruning.Pruner` that stops bad runs early
                 (``MedianPruner``, ``SuccessiveHalvingPruner``, or a rule of your own).
 
-        Example:
+        Examples:
             def train(run, callbacks):
                 model = build_model(run)
                 model.fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
@@ -631,7 +632,7 @@ class RunManager:
     def note(self, text: str) -> None:
         """Show a line to the person watching (the live table prints it); it is not recorded.
 
-        Example:
+        Examples:
             m.note("joined the Ray cluster at 10.0.0.5:6379")
         """
         self._sinks.on_note(text)
@@ -654,7 +655,7 @@ class RunManager:
     def save(self, name: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write the epoch rows to ``name.csv`` and ``name.json`` (a JSON list of records).
 
-        Example:
+        Examples:
             m.save("results")  # results.csv and results.json in the current folder
         """
         return write_frame(self.results, name)

@@ -51,7 +51,7 @@ class Executor:
     is below :attr:`capacity`, and :meth:`wait` for tasks to end; on Ctrl-C or a
     stopped sweep it calls :meth:`abort`, and always :meth:`close`.
 
-    Example:
+    Examples:
         class Inline(Executor):              # the whole contract, in a few lines
             def submit(self, task):
                 self.done = [(task, run_task(self.manager, self.train, task))]

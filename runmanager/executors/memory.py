@@ -100,7 +100,7 @@ class InMemoryExecutor(PoolExecutor):
         die_after_first_epoch: run numbers whose worker dies after their first epoch.
         max_runs_per_worker: recycle a worker after this many runs.
 
-    Example:
+    Examples:
         m.sweep(train, grid, executor=InMemoryExecutor(workers=3, order="lifo"))
     """
 

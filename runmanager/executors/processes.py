@@ -26,7 +26,7 @@ def visible_gpus() -> list[str]:
 
     ``CUDA_VISIBLE_DEVICES`` wins when set; otherwise ``nvidia-smi -L`` is asked.
 
-    Example:
+    Examples:
         >>> isinstance(visible_gpus(), list)
         True
     """
@@ -124,7 +124,7 @@ class ProcessExecutor(PoolExecutor):
     """``executor="processes"``: ``workers`` local processes, by default one per visible GPU,
     else one per CPU core; each sees only its own GPU (``gpus``).
 
-    Example:
+    Examples:
         m.sweep(train, grid, executor="processes", workers=2)
     """
 

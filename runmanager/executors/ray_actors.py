@@ -57,7 +57,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
     """``("10.0.0.5", 6379)`` for ``"10.0.0.5:6379"`` or ``"ray://10.0.0.5:10001"``; None when
     the address has no port.
 
-    Example:
+    Examples:
         >>> _host_port("ray://[::1]:10001"), _host_port("10.0.0.5:6379"), _host_port("auto")
         (('::1', 10001), ('10.0.0.5', 6379), None)
     """
@@ -71,7 +71,7 @@ def _host_port(address: str) -> tuple[str, int] | None:
 def check_ray_address(address: Any) -> None:
     """Reject a ``ray_address`` that can name no cluster, before anything starts.
 
-    Example:
+    Examples:
         >>> check_ray_address("10.0.0.5:6379")
         >>> check_ray_address("10.0.0.5")
         Traceback (most recent call last):
@@ -406,7 +406,7 @@ class RayExecutor(PoolExecutor):
     on a private local Ray started for the sweep (see the module's docstring);
     ``num_cpus``/``num_gpus`` per actor.
 
-    Example:
+    Examples:
         m.sweep(train, grid, executor="ray", workers=2)
     """
 

@@ -45,7 +45,7 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task,
 
     ``judge`` is asked after every epoch whether the run should stop there (pruning).
 
-    Example:
+    Examples:
         status = run_task(m, train, Task(1, run, seed=0))
     """
     from runmanager.backend import import_keras
@@ -87,7 +87,7 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task,
 class SequentialExecutor(Executor):
     """Runs each task in this process as soon as the sweep waits for it.
 
-    Example:
+    Examples:
         m.sweep(train, grid, executor="sequential")
     """
 

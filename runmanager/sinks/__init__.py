@@ -70,7 +70,7 @@ _RUN_HOOKS = {RunStarted: "on_run_start", EpochEnded: "on_epoch_end", RunEnded: 
 class SinkList(Sink):
     """Sends each event to every sink it holds, in the order they were added.
 
-    Example:
+    Examples:
         >>> from runmanager.events import RunStarted
         >>> seen = []
         >>> class Starts(Sink):

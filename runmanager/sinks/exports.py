@@ -46,7 +46,7 @@ class ExportSink(Sink):
         results: the fold the files are made from (the manager's own).
         budget: the share of the elapsed time a rewrite after a run may cost.
 
-    Example:
+    Examples:
         sink = ExportSink(Path("runs/x"), m_results)
     """
 

@@ -17,7 +17,7 @@ __all__ = ["ForwardSink"]
 class ForwardSink(Sink):
     """Sends every run event, as it is, through ``send`` (a queue's ``put``, a Ray queue).
 
-    Example:
+    Examples:
         manager.add_sink(ForwardSink(events.put))
     """
 

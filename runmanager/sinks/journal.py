@@ -21,7 +21,7 @@ class JournalSink(Sink):
     The journal is the truth of a log_dir: the exports, TensorBoard and a resumed
     sweep are all derived from it.
 
-    Example:
+    Examples:
         sink = JournalSink(Path("runs/x/journal.jsonl"))
     """
 

@@ -32,7 +32,7 @@ _PREFERRED = ("val_accuracy", "val_loss", "accuracy", "loss")
 def format_seconds(seconds: float) -> str:
     """A duration as a person reads it.
 
-    Example:
+    Examples:
         >>> format_seconds(5.2), format_seconds(92), format_seconds(4000)
         ('5s', '1m32s', '1h06m')
     """
@@ -47,7 +47,7 @@ def format_seconds(seconds: float) -> str:
 class ProgressSink(Sink):
     """Prints the progress line of a sweep after each of its runs.
 
-    Example:
+    Examples:
         m = RunManager("runs/x", sinks=[ProgressSink(LiveTable())], verbose=0)
     """
 

@@ -21,7 +21,7 @@ class TableSink(Sink):
     """Shows every epoch row as it ends (or, with ``per_run``, each run's summary row when it
     ends), a note for each run that did not complete, and how the sweep ended.
 
-    Example:
+    Examples:
         m = RunManager("runs/x", sinks=[TableSink(LiveTable(stream=open("table.txt", "w")))], verbose=0)
     """
 
