@@ -36,16 +36,10 @@ VARIANTS = ("full", "asha", "median")
 
 
 def train(run, callbacks, epochs: int = 9):
-    import keras
-
-    from runmanager.demo import load_digits_data
+    from runmanager.demo import build_model, load_digits_data
 
     x, y = load_digits_data()
-    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(run.units, activation="relu"),
-                              keras.layers.Dense(10, activation="softmax")])
-    optimizer = (keras.optimizers.Adam(run.learning_rate) if run.optimizer == "adam"
-                 else keras.optimizers.SGD(run.learning_rate))
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = build_model(run.units, run.learning_rate, optimizer=run.optimizer)
     model.fit(x, y, epochs=epochs, batch_size=64, validation_split=0.2, callbacks=callbacks, verbose=0)
 
 

@@ -75,20 +75,10 @@ def space() -> dict:
 def train(run, callbacks):
     """One run: build the MLP with the run's optimizer and fit it; the time it takes is recorded."""
     start = time.perf_counter()
-    import keras
-
-    from runmanager.demo import load_digits_data
+    from runmanager.demo import build_model, load_digits_data
 
     x, y = load_digits_data()
-    model = keras.Sequential([
-        keras.Input((64,)),
-        keras.layers.Dense(run.units, activation="relu"),
-        keras.layers.Dropout(run.dropout),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    optimizer = (keras.optimizers.Adam(run.learning_rate) if run.optimizer == "adam"
-                 else keras.optimizers.SGD(run.learning_rate))
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = build_model(run.units, run.learning_rate, run.dropout, run.optimizer)
     try:
         model.fit(x, y, epochs=EPOCHS, batch_size=run.batch_size, validation_split=0.2, callbacks=callbacks,
                   verbose=0)

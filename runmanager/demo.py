@@ -10,7 +10,7 @@ import functools
 from collections import OrderedDict
 from typing import Any
 
-from runmanager.errors import missing_extra
+from runmanager.errors import InvalidArgumentError, missing_extra
 
 __all__ = ["DEMO_PARAMS", "load_digits_data", "train_digits"]
 
@@ -37,9 +37,17 @@ def load_digits_data() -> tuple[Any, Any]:
     return x, digits.target.astype("int32")
 
 
-def build_model(units: int, learning_rate: float, dropout: float = 0.0) -> Any:
-    """A one-hidden-layer MLP for the 10 digit classes."""
+def build_model(units: int, learning_rate: float, dropout: float = 0.0, optimizer: str = "adam") -> Any:
+    """A one-hidden-layer MLP for the 10 digit classes, trained with Adam or SGD.
+
+    Examples:
+        model = build_model(64, 0.01, dropout=0.25, optimizer="sgd")
+    """
     import keras
+
+    optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    if optimizer not in optimizers:
+        raise InvalidArgumentError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}.")
 
     model = keras.Sequential([
         keras.Input((64,)),
@@ -48,7 +56,7 @@ def build_model(units: int, learning_rate: float, dropout: float = 0.0) -> Any:
         keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizers[optimizer](learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
