@@ -33,6 +33,13 @@ class RunRecord:
     run_duration: float | None = None
     backend: dict[str, str] | None = None
 
+    def final(self, metric: str) -> float | None:
+        """The last value of ``metric`` the run logged, or None."""
+        for epoch in reversed(self.epochs):
+            if metric in epoch.metrics:
+                return epoch.metrics[metric]
+        return None
+
 
 def union(names: Iterable[str], into: dict[str, None]) -> None:
     """Add ``names`` to the ordered set ``into`` (a dict), keeping first-seen order."""

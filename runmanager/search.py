@@ -170,6 +170,15 @@ class RunList(Search):
     def total(self) -> int | None:
         return len(self.runs)
 
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.runs[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.runs)
+
     def values_of(self, name: str) -> list[Any]:
         seen: dict[Any, Any] = {}
         for run in self.runs:
@@ -232,28 +241,11 @@ class RandomSearch(RunList):
                 break
         super().__init__(list(runs.values()))
 
-    def __len__(self) -> int:
-        return len(self.runs)
-
-    def __getitem__(self, index: int) -> Any:
-        return self.runs[index]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.runs)
-
     def domain(self, name: str) -> tuple[str, Any] | None:
         return self.space[name].domain()
 
     def __repr__(self) -> str:
         return f"RandomSearch({len(self.space)} parameters, n_runs={self.n_runs}, seed={self.seed})"
-
-
-def _final(record: RunRecord, metric: str) -> float | None:
-    """The last value of ``metric`` a run logged, or None."""
-    for epoch in reversed(record.epochs):
-        if metric in epoch.metrics:
-            return epoch.metrics[metric]
-    return None
 
 
 class OptunaSearch(Search):
@@ -318,7 +310,7 @@ class OptunaSearch(Search):
         for record in results.runs.values():
             if not record.status.finished:
                 continue
-            value = _final(record, self.metric)
+            value = record.final(self.metric)
             state = self._state(record, value)
             try:
                 trial = self._optuna.trial.create_trial(
@@ -345,7 +337,7 @@ class OptunaSearch(Search):
             known = self._known.get(rid)
             if rid in self._trials or known is not None:
                 # Proposed again: tell what is known at once, and ask for another run.
-                value = _final(known, self.metric) if known is not None else None
+                value = known.final(self.metric) if known is not None else None
                 state = self._state(known, value) if known is not None else self._optuna.trial.TrialState.FAIL
                 self.study.tell(trial, value if state == self._optuna.trial.TrialState.COMPLETE else None,
                                 state=state)
@@ -360,7 +352,7 @@ class OptunaSearch(Search):
         if trial is None:
             return
         self._known[record.run_id] = record
-        value = _final(record, self.metric)
+        value = record.final(self.metric)
         if record.status == Status.COMPLETED and value is None:
             logged = ", ".join(dict.fromkeys(m for e in record.epochs for m in e.metrics)) or "no metric"
             self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)

@@ -24,6 +24,7 @@ from runmanager.executors import EXECUTORS, Executor, Task
 from runmanager.naming import params_of, run_id
 from runmanager.pruning import Pruner
 from runmanager.signals import interrupt_reason
+from runmanager.storage import JOURNAL_NAME
 
 if TYPE_CHECKING:
     from runmanager.results import Results
@@ -115,7 +116,7 @@ class Tally:
         # A worker that died takes its run with it: that counts as a failure too.
         self.failures = self.failures + 1 if status in (Status.FAILED, Status.INTERRUPTED) else 0
         if self.limit and self.failures >= self.limit:
-            journal = os.fspath(self.log_dir / "journal.jsonl") if self.log_dir else "the journal of a log_dir"
+            journal = os.fspath(self.log_dir / JOURNAL_NAME) if self.log_dir else "the journal of a log_dir"
             raise SweepError(
                 f"The sweep stopped after {self.failures} failed runs in a row; the last one, run {number}, "
                 f"ended with {error}. Something is wrong for every run: check train() (tracebacks are in "

@@ -79,7 +79,7 @@ class ProgressSink(Sink):
         self.counts[event.status.value] = self.counts.get(event.status.value, 0) + 1
         self.durations.append(event.run_duration)
         if event.status == Status.COMPLETED and self.metric is not None:
-            value = next((e.metrics[self.metric] for e in reversed(record.epochs) if self.metric in e.metrics), None)
+            value = record.final(self.metric)
             if value is not None and math.isfinite(value) and (
                     self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])):
                 self.best = (value, event.run)
