@@ -8,6 +8,7 @@ Examples:
 
 from __future__ import annotations
 
+from runmanager.analysis import aggregate
 from runmanager.errors import (
     ColumnClashError,
     InvalidArgumentError,
@@ -22,7 +23,9 @@ from runmanager.errors import (
     SweepError,
 )
 from runmanager.grid import RunBuilder
+from runmanager.plotting import plot
 from runmanager.pruning import MedianPruner, Pruner, SuccessiveHalvingPruner
+from runmanager.reporting import report
 from runmanager.search import OptunaSearch, RandomSearch
 from runmanager.storage import load_results, load_summary
 from runmanager.tracking import RunManager
@@ -48,6 +51,9 @@ __all__ = [
     "RunManagerError",
     "SuccessiveHalvingPruner",
     "SweepError",
+    "aggregate",
     "load_results",
     "load_summary",
+    "plot",
+    "report",
 ]

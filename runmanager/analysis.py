@@ -1,4 +1,5 @@
-"""Questions asked of finished sweeps: which run was best?"""
+"""Questions asked of finished sweeps: which run was best, and how do configurations compare
+over their repeats?"""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import math
 import os
 from typing import Any
 
-from runmanager.errors import InvalidArgumentError
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError
 from runmanager.events import Status, default_mode, resolve_mode
 
-__all__ = ["best_run", "default_mode", "metric_columns", "param_columns"]
+__all__ = ["aggregate", "best_run", "default_mode", "metric_columns", "param_columns", "t_quantile_975"]
 
 
 def param_columns(frame: Any) -> list[str]:
@@ -23,10 +24,45 @@ def param_columns(frame: Any) -> list[str]:
     return []
 
 
-def metric_columns(summary: Any) -> list[str]:
-    """The metric (and extra) columns of a summary: those between ``epochs`` and ``run_duration``."""
-    columns = list(summary.columns)
-    return columns[columns.index("epochs") + 1 : columns.index("run_duration")]
+def metric_columns(frame: Any) -> list[str]:
+    """The metric (and extra) columns of a summary (between ``epochs`` and ``run_duration``,
+    ``best_epoch`` left out) or of epoch rows (between ``epoch`` and ``epoch_duration``).
+
+    Examples:
+        >>> import pandas as pd
+        >>> metric_columns(pd.DataFrame(columns=["run", "epoch", "loss", "epoch_duration", "run_duration"]))
+        ['loss']
+    """
+    columns = list(frame.columns)
+    if "epochs" in columns and "run_duration" in columns:
+        found = columns[columns.index("epochs") + 1 : columns.index("run_duration")]
+    elif "epoch" in columns and "epoch_duration" in columns:
+        found = columns[columns.index("epoch") + 1 : columns.index("epoch_duration")]
+    else:
+        return []
+    return [c for c in found if c != "best_epoch"]
+
+
+def numeric_columns(frame: Any, columns: list[str]) -> list[str]:
+    """Those of ``columns`` that hold numbers (not bools, not text)."""
+    import pandas as pd
+
+    return [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+
+
+def summary_of(source: Any) -> Any:
+    """The summary DataFrame of a summary, a RunManager, or a path :func:`runmanager.load_summary` reads."""
+    if isinstance(source, (str, os.PathLike)):
+        from runmanager.storage import load_summary
+
+        return load_summary(source)
+    if hasattr(source, "summary") and callable(source.summary):
+        return source.summary()
+    if hasattr(source, "columns") and "status" in source.columns and "epochs" in source.columns:
+        return source
+    raise InvalidArgumentTypeError(
+        f"Expected a summary DataFrame (m.summary()), a RunManager or a path to a log_dir, got {source!r}."
+    )
 
 
 def best_run(summary: Any, metric: str, mode: str | None = None) -> Any:
@@ -50,10 +86,7 @@ def best_run(summary: Any, metric: str, mode: str | None = None) -> Any:
         >>> int(best_run(summary, "val_loss")["run"])
         2
     """
-    if isinstance(summary, (str, os.PathLike)):
-        from runmanager.storage import load_summary
-
-        summary = load_summary(summary)
+    summary = summary_of(summary)
     mode = resolve_mode(metric, mode, who="best_run")
     metrics = metric_columns(summary)
     if metric not in metrics:
@@ -66,3 +99,113 @@ def best_run(summary: Any, metric: str, mode: str | None = None) -> Any:
         raise InvalidArgumentError(f"No completed run has a finite {metric!r} to compare.")
     position = done[metric].idxmin() if mode == "min" else done[metric].idxmax()
     return done.loc[position]
+
+
+#: Student's t quantiles t(0.975, df) for df = 1..30; above 30 a Cornish-Fisher expansion
+#: around the normal quantile is exact to 1e-6.
+_T975 = (12.7062047, 4.3026527, 3.1824463, 2.7764451, 2.5705818, 2.4469119, 2.3646243, 2.3060041,
+         2.2621572, 2.2281389, 2.2009852, 2.1788128, 2.1603687, 2.1447867, 2.1314495, 2.1199053,
+         2.1098155, 2.1009220, 2.0930241, 2.0859634, 2.0796138, 2.0738731, 2.0686576, 2.0638986,
+         2.0595386, 2.0555294, 2.0518305, 2.0484071, 2.0452296, 2.0422725)
+
+
+def t_quantile_975(df: int) -> float:
+    """Student's t quantile at 0.975 with ``df`` degrees of freedom (the 95% two-sided interval).
+
+    Examples:
+        >>> round(t_quantile_975(4), 4), round(t_quantile_975(1000), 4)
+        (2.7764, 1.9623)
+    """
+    if df < 1:
+        return math.nan
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963984540054
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
+
+
+def _group_key(value: Any) -> Any:
+    """A value usable as (part of) a dict key: NaN and None are one key, a list its repr."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def aggregate(summary: Any, metric: str | None = None, mode: str | None = None) -> Any:
+    """One row per configuration (the params without ``repeat``) over its runs.
+
+    Columns: the params, ``runs``, ``completed``, then for every numeric metric
+    ``<name>_mean`` and ``<name>_std``: the mean and the sample standard deviation
+    (ddof=1; NaN for a single run) over the configuration's completed runs. With
+    ``metric``, rows are sorted best first by ``<metric>_mean``, a ``rank`` column
+    (1 = best; ties share a rank, a configuration without a completed run has none)
+    comes first, and ``<metric>_ci95`` is the half-width of the 95% confidence interval
+    of the mean, ``t(0.975, n-1) * std / sqrt(n)`` over the n completed runs.
+
+    Args:
+        summary: a summary DataFrame (``m.summary()``), a RunManager, or a log_dir
+            or summary file path.
+        metric: the metric to rank by, e.g. ``"val_accuracy"``.
+        mode: ``"min"`` or ``"max"``; default: ``"min"`` for losses and errors, else ``"max"``.
+
+    Raises:
+        InvalidArgumentError: an unknown metric or mode.
+
+    Examples:
+        >>> import pandas as pd
+        >>> summary = pd.DataFrame({"run": [1, 2, 3, 4], "lr": [0.1, 0.1, 0.01, 0.01], "repeat": [1, 2, 1, 2],
+        ...                         "status": ["completed"] * 4, "epochs": [3] * 4,
+        ...                         "val_accuracy": [0.8, 0.9, 0.6, 0.7], "run_duration": [1.0] * 4})
+        >>> aggregate(summary, "val_accuracy")[["rank", "lr", "runs", "val_accuracy_mean"]]
+           rank    lr  runs  val_accuracy_mean
+        0     1  0.10     2               0.85
+        1     2  0.01     2               0.65
+    """
+    import pandas as pd
+
+    from runmanager.repeats import REPEAT
+
+    summary = summary_of(summary)
+    params = [name for name in param_columns(summary) if name != REPEAT]
+    metrics = numeric_columns(summary, metric_columns(summary))
+    if metric is not None:
+        mode = resolve_mode(metric, mode, who="aggregate")
+        if metric not in metrics:
+            raise InvalidArgumentError(
+                f"Unknown metric {metric!r}; the sweep has {', '.join(metrics) or 'no metrics'}."
+            )
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    keys = zip(*(summary[name].tolist() for name in params)) if params else ((),) * len(summary)
+    for position, key in enumerate(keys):
+        groups.setdefault(tuple(_group_key(value) for value in key), []).append(position)
+    completed = (summary["status"] == Status.COMPLETED).to_numpy()
+    rows = []
+    for positions in groups.values():
+        part = summary.iloc[positions]
+        done = part[completed[positions]]
+        row: dict[str, Any] = {name: part[name].iloc[0] for name in params}
+        row["runs"] = len(part)
+        row["completed"] = len(done)
+        for name in metrics:
+            values = done[name].astype(float)
+            row[f"{name}_mean"] = values.mean()
+            row[f"{name}_std"] = values.std(ddof=1)
+            if name == metric:
+                count = int(values.notna().sum())
+                row[f"{name}_ci95"] = t_quantile_975(count - 1) * row[f"{name}_std"] / math.sqrt(max(count, 1))
+        rows.append(row)
+    columns = [*params, "runs", "completed"]
+    for name in metrics:
+        columns += [f"{name}_mean", f"{name}_std"] + ([f"{name}_ci95"] if name == metric else [])
+    frame = pd.DataFrame(rows, columns=columns)
+    if metric is not None:
+        mean = f"{metric}_mean"
+        frame = frame.sort_values(mean, ascending=mode == "min", na_position="last", kind="stable")
+        frame.insert(0, "rank", frame[mean].rank(method="min", ascending=mode == "min").astype("Int64"))
+        frame = frame.reset_index(drop=True)
+    return frame

@@ -2,8 +2,10 @@
 
     runmanager demo [--log-dir DIR] [--epochs N]
     runmanager [--verbose] COMMAND ...
-    runmanager show LOG_DIR [--epochs] [--info]
+    runmanager show LOG_DIR [--epochs] [--info] [--aggregate] [--metric NAME] [--where EXPR]
+                            [--format plain|github|latex|csv]
     runmanager best LOG_DIR --metric NAME [--mode min|max]
+    runmanager report LOG_DIR [-o FILE] [--metric NAME] [--by PARAM]
     runmanager tensorboard LOG_DIR [--port N]
 
 Errors (a bad path, an unknown metric) are one line on stderr and exit code 2.
@@ -18,8 +20,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from runmanager.errors import LogDirError, RunManagerError
+from runmanager.tables import FORMATS
 
 __all__ = ["main"]
 
@@ -64,31 +68,99 @@ def _backends(log_dir: str) -> str:
     return "\n".join(f"{key}: runs {', '.join(map(str, numbers))}" for key, numbers in groups.items())
 
 
+def _where(frame: Any, expression: str, *, also: Any = None) -> Any:
+    """The rows of ``frame`` (or of ``also`` when the expression names its columns) that match."""
+    from runmanager.errors import InvalidArgumentError
+
+    for candidate in (frame, also):
+        if candidate is None:
+            continue
+        try:
+            return candidate.query(expression, engine="python")
+        except Exception as exc:  # pandas raises many kinds: SyntaxError, NameError, TypeError, ...
+            error = exc
+            if also is not None and candidate is frame and isinstance(exc, NameError):
+                continue  # maybe a column of the aggregated table
+            break
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    columns = dict.fromkeys([*frame.columns, *([] if also is None else also.columns)])
+    raise InvalidArgumentError(
+        f"--where {expression!r} failed: {message}. Columns: {', '.join(map(str, columns))}; "
+        "write a pandas query such as \"lr < 0.01 and status == 'completed'\"."
+    ) from None
+
+
 def _show(args: argparse.Namespace) -> int:
-    from runmanager.analysis import param_columns
-    from runmanager.display import format_frame
+    from runmanager.analysis import aggregate, metric_columns, param_columns
+    from runmanager.errors import InvalidArgumentError
+    from runmanager.events import resolve_mode
+    from runmanager.repeats import REPEAT
     from runmanager.storage import load_results, load_summary
+    from runmanager.tables import format_table
 
     if args.info:
         print(_backends(args.log_dir))
+    if args.epochs and args.aggregate:
+        raise InvalidArgumentError("--epochs and --aggregate do not go together; pass one of them.")
     frame = load_results(args.log_dir) if args.epochs else load_summary(args.log_dir)
+    if frame.empty:
+        raise LogDirError(f"{args.log_dir!r} has no runs yet.")
+    params = param_columns(frame)
+    mode = None
+    if args.metric is not None:
+        mode = resolve_mode(args.metric, args.mode, who="--metric")
+        metrics = metric_columns(frame)
+        if args.metric not in metrics:
+            raise InvalidArgumentError(f"Unknown metric {args.metric!r}; the runs logged {', '.join(metrics)}.")
+    if args.aggregate:
+        table = aggregate(frame, args.metric, mode)
+        if args.where:  # over the runs' columns, else over the aggregated table's
+            selected = _where(frame, args.where, also=table)
+            table = aggregate(selected, args.metric, mode) if "status" in selected.columns else selected
+        params = [name for name in params if name != REPEAT]
+        modes = {args.metric: mode} if args.metric else {}
+        print(format_table(table, args.format, params=params, modes=modes))
+        return 0
+    if args.where:
+        frame = _where(frame, args.where)
+    if args.metric is not None:
+        frame = frame.sort_values(args.metric, ascending=mode == "min", na_position="last", kind="stable")
     if "error" in frame.columns and frame["error"].isna().all():
         frame = frame.drop(columns="error")
-    print(format_frame(frame, params=param_columns(frame)))
+    print(format_table(frame, args.format, params=params))
     return 0
 
 
 def _best(args: argparse.Namespace) -> int:
-    from runmanager.analysis import best_run, default_mode, param_columns
-    from runmanager.display import format_frame
+    from runmanager.analysis import aggregate, best_run, default_mode, param_columns
+    from runmanager.repeats import REPEAT
     from runmanager.storage import load_summary
+    from runmanager.tables import format_table
 
     summary = load_summary(args.log_dir)
     best = best_run(summary, args.metric, args.mode)
     mode = args.mode or default_mode(args.metric)
+    params = param_columns(summary)
+    if REPEAT in params:
+        table = aggregate(summary, args.metric, mode)
+        top = table.head(1).to_dict("records")[0]  # ints stay ints
+        configuration = [name for name in params if name != REPEAT]
+        shown = ", ".join(f"{name}={top[name]}" for name in configuration)
+        print(f"Best configuration by mean {args.metric} ({mode}) over {int(top['completed'])} completed of "
+              f"{int(top['runs'])} repeats: {shown}")
+        print(format_table(table.head(1), params=configuration, modes={args.metric: mode}))
+        return 0
     print(f"Best run by {args.metric} ({mode}): run {int(best['run'])}")
     row = summary.loc[[best.name]].drop(columns=["status", "error"])
-    print(format_frame(row, params=param_columns(summary)))
+    print(format_table(row, params=params))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from runmanager.reporting import report
+
+    path = report(args.log_dir, args.output, args.metric, mode=args.mode, by=args.by)
+    print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in a browser, no network needed.")
     return 0
 
 
@@ -114,12 +186,27 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--epochs", action="store_true", help="print every epoch row instead")
     show.add_argument("--info", action="store_true",
                       help="first say which Keras backend and versions ran the runs")
+    show.add_argument("--aggregate", action="store_true",
+                      help="one row per configuration: mean ± std over its repeats")
+    show.add_argument("--metric", help="sort best first by this metric (with --aggregate: rank by its mean)")
+    show.add_argument("--mode", choices=("min", "max"), help="with --metric; default: min for losses, else max")
+    show.add_argument("--where", metavar="EXPR",
+                      help="keep the rows that match a pandas query, e.g. \"lr < 0.01 and status == 'completed'\"")
+    show.add_argument("--format", choices=FORMATS, default="plain",
+                      help="plain (default), github (Markdown), latex (booktabs) or csv")
     show.set_defaults(func=_show)
     best = commands.add_parser("best", help="print the best run by a metric")
     best.add_argument("log_dir", help="a log_dir, or a summary .csv or .json")
     best.add_argument("--metric", required=True, help="e.g. val_accuracy or val_loss")
     best.add_argument("--mode", choices=("min", "max"), help="default: min for losses, else max")
     best.set_defaults(func=_best)
+    report = commands.add_parser("report", help="write one self-contained HTML report of a sweep")
+    report.add_argument("log_dir")
+    report.add_argument("-o", "--output", help="the HTML file to write (default: LOG_DIR/report.html)")
+    report.add_argument("--metric", help="the metric to rank by (default: val_accuracy, val_loss, ... as logged)")
+    report.add_argument("--mode", choices=("min", "max"), help="default: min for losses, else max")
+    report.add_argument("--by", help="the param that colours the learning curves (default: the most influential)")
+    report.set_defaults(func=_report)
     board = commands.add_parser("tensorboard", help="start TensorBoard on 127.0.0.1 for a log_dir")
     board.add_argument("log_dir")
     board.add_argument("--port", type=int, default=0, help="default: a free port")

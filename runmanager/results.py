@@ -9,14 +9,16 @@ every run, and only readers and the exports do it.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status
+from runmanager.errors import InvalidArgumentError
+from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status, resolve_mode
 
-__all__ = ["Results", "RunRecord", "fold", "params_changed", "union"]
+__all__ = ["Results", "RunRecord", "best_epoch", "fold", "params_changed", "union"]
 
 
 @dataclass
@@ -145,28 +147,81 @@ class Results:
 
         return pd.DataFrame(list(self.rows()), columns=self.columns())
 
-    def summary_columns(self) -> list[str]:
-        return ["run", *self._params, "status", "epochs", *self._metrics, *self._extras, "run_duration", "error"]
+    def summary_columns(self, *, at: str = "last") -> list[str]:
+        best = ["best_epoch"] if at == "best" else []
+        return ["run", *self._params, "status", "epochs", *best, *self._metrics, *self._extras, "run_duration",
+                "error"]
 
     @staticmethod
-    def summary_row(record: RunRecord) -> dict[str, Any]:
-        """One run's summary: params, status, epochs, the final value of each metric, duration, error."""
+    def summary_row(record: RunRecord, best: tuple[str, str] | None = None) -> dict[str, Any]:
+        """One run's summary: params, status, epochs, the final value of each metric, duration, error.
+
+        With ``best=(metric, mode)`` the metrics are those of the run's best epoch by ``metric``
+        (the latest value of each up to that epoch), and ``best_epoch`` says which it was; a run
+        that never logged a finite ``metric`` has no best epoch and shows its final values.
+        """
         row: dict[str, Any] = {"run": record.number, **record.params}
         row["status"] = record.status.value
         row["epochs"] = len(record.epochs)
-        for epoch in record.epochs:  # the last epoch that has a metric gives its final value
+        epochs = record.epochs
+        if best is not None:
+            position = best_epoch(record, *best)
+            row["best_epoch"] = None if position is None else epochs[position].epoch
+            if position is not None:
+                epochs = epochs[: position + 1]
+        for epoch in epochs:  # the last epoch that has a metric gives its final value
             row.update(epoch.metrics)
             row.update(epoch.extras)
         row["run_duration"] = record.run_duration
         row["error"] = record.error
         return row
 
-    def summary(self) -> Any:
-        """One row per run, as :meth:`summary_row`, in run order."""
+    def summary(self, *, at: str = "last", metric: str | None = None, mode: str | None = None) -> Any:
+        """One row per run, as :meth:`summary_row`, in run order; ``at="best"`` reports each run at
+        its best epoch by ``metric`` (``mode``: ``"min"``/``"max"``, by default from the name).
+
+        Raises:
+            InvalidArgumentError: a bad ``at``, no ``metric`` with ``at="best"``, or a metric no run logged.
+        """
         import pandas as pd
 
-        rows = [self.summary_row(self.runs[number]) for number in sorted(self.runs)]
-        return pd.DataFrame(rows, columns=self.summary_columns())
+        best = None
+        if at == "best":
+            if metric is None:
+                raise InvalidArgumentError('summary(at="best") needs metric=, e.g. metric="val_accuracy".')
+            mode = resolve_mode(metric, mode, who='summary(at="best")')
+            if self.runs and metric not in self._metrics:
+                raise InvalidArgumentError(
+                    f"Unknown metric {metric!r}; the runs logged {', '.join(self._metrics) or 'no metrics'}."
+                )
+            best = (metric, mode)
+        elif at != "last":
+            raise InvalidArgumentError(f'at must be "last" (final epochs) or "best" (best epoch by metric), got {at!r}.')
+        rows = [self.summary_row(self.runs[number], best) for number in sorted(self.runs)]
+        return pd.DataFrame(rows, columns=self.summary_columns(at=at))
+
+
+def best_epoch(record: RunRecord, metric: str, mode: str) -> int | None:
+    """The index in ``record.epochs`` of the epoch with the best finite ``metric`` (the first
+    of equals), or None when the run never logged a finite value of it.
+
+    Examples:
+        >>> from runmanager.events import EpochEnded
+        >>> record = RunRecord(1, "r1", {})
+        >>> record.epochs = [EpochEnded(1, "r1", e, {"val_loss": v}, {}, 0.1, 0.1 * e)
+        ...                  for e, v in enumerate([0.5, 0.3, 0.4], start=1)]
+        >>> best_epoch(record, "val_loss", "min")
+        1
+    """
+    found: int | None = None
+    for position, epoch in enumerate(record.epochs):
+        value = epoch.metrics.get(metric)
+        if value is None or not math.isfinite(value):
+            continue
+        if found is None or (value < record.epochs[found].metrics[metric] if mode == "min"
+                             else value > record.epochs[found].metrics[metric]):
+            found = position
+    return found
 
 
 def fold(events: Iterable[Event], into: Results | None = None) -> Results:

@@ -89,6 +89,10 @@ class Search:
         """A ``Run`` namedtuple from a mapping; fields it lacks are ``None``."""
         return self.run_type(**{name: params.get(name) for name in self.fields})
 
+    def seed_offset(self, run: Any) -> int:
+        """What to add to the sweep's ``seed`` for ``run`` (a repeat's number less one)."""
+        return 0
+
     def start(self, results: Results) -> None:
         """Called once before the first :meth:`ask`, with the runs already in the log_dir."""
 

@@ -174,7 +174,8 @@ class Sweep:
                 continue
             else:
                 number = record.number
-            return Task(number, run, self.seed)
+            seed = None if self.seed is None else self.seed + self.search.seed_offset(run)
+            return Task(number, run, seed)
         return None
 
     def run(self) -> dict[str, int]:

@@ -186,15 +186,39 @@ class RunManager:
         """Every epoch row so far as a pandas DataFrame (one row per epoch)."""
         return self._results.frame()
 
-    def summary(self) -> Any:
+    def summary(self, at: str = "last", metric: str | None = None, mode: str | None = None) -> Any:
         """One row per run: ``run``, params, ``status``, ``epochs``, final metrics,
         ``run_duration``, ``error``.
+
+        Args:
+            at: ``"last"``: each metric's final value; ``"best"``: the values of each
+                run's best epoch by ``metric``, with a ``best_epoch`` column after ``epochs``.
+            metric: the metric that picks the best epoch (needed with ``at="best"``).
+            mode: ``"min"`` or ``"max"``; default ``"min"`` for a loss or an error, else ``"max"``.
+
+        Raises:
+            InvalidArgumentError: a bad ``at`` or ``mode``, or a metric no run logged.
 
         Examples:
             >>> RunManager(verbose=0).summary().columns.tolist()
             ['run', 'status', 'epochs', 'run_duration', 'error']
+            >>> RunManager(verbose=0).summary(at="best", metric="val_accuracy").columns.tolist()
+            ['run', 'status', 'epochs', 'best_epoch', 'run_duration', 'error']
         """
-        return self._results.summary()
+        return self._results.summary(at=at, metric=metric, mode=mode)
+
+    def aggregate(self, metric: str | None = None, mode: str | None = None) -> Any:
+        """One row per configuration over its repeats: params, ``runs``, ``completed``, and
+        ``<metric>_mean`` / ``<metric>_std`` over completed runs for every metric; with
+        ``metric``, sorted best first with a ``rank`` column. See :func:`runmanager.aggregate`.
+
+        Examples:
+            m.sweep(train, {"lr": [0.01, 0.001]}, repeats=3, seed=0)
+            m.aggregate("val_accuracy")[["rank", "lr", "val_accuracy_mean", "val_accuracy_std"]]
+        """
+        from runmanager.analysis import aggregate
+
+        return aggregate(self.summary(), metric, mode)
 
     def run_record(self, number: int) -> RunRecord | None:
         """What is known of run ``number`` (status, epochs, error), or None.
@@ -555,6 +579,7 @@ class RunManager:
         tensorboard: bool = False,
         timeout: float | None = None,
         pruner: Any = None,
+        repeats: int = 1,
     ) -> Any:
         """Run ``train(run, callbacks)`` for every run of ``params``; return :meth:`summary`.
 
@@ -592,6 +617,9 @@ class RunManager:
                 going finish. ``summary().attrs["sweep_end"]`` is then ``"timeout"``.
             pruner: a :class:`runmanager.pruning.Pruner` that stops bad runs early
                 (``MedianPruner``, ``SuccessiveHalvingPruner``, or a rule of your own).
+            repeats: run every configuration this many times; the runs get a
+                ``repeat`` column (1..N) after the params, and with ``seed=S``
+                repeat ``r`` is seeded ``S + r - 1``. See :meth:`aggregate`.
 
         Examples:
             def train(run, callbacks):
@@ -600,12 +628,15 @@ class RunManager:
             m.sweep(train, {"units": [16, 32]}, seed=0)
         """
         from runmanager.executors import Executor
+        from runmanager.repeats import Repeated, check_repeats
         from runmanager.search import as_search
         from runmanager.sweep import Sweep, check_sweep_arguments, create_executor
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
                               gpus, num_cpus, num_gpus, timeout, pruner)
         search = as_search(params)
+        if check_repeats(repeats) > 1:
+            search = Repeated(search, repeats)
         if self._run is not None:
             raise LifecycleError(
                 f"sweep() was called while run {self._run.number} is still going; call end_run() first."

@@ -1,0 +1,307 @@
+"""One self-contained HTML file that shows a sweep: ``runmanager report LOG_DIR``.
+
+The file holds everything it shows (styles inline, figures as inline SVG, no
+script, style or font from elsewhere), so it opens offline, can be mailed, and
+stays readable after the log_dir is gone. Sections: the best runs, the summary
+(aggregated over repeats when the sweep has them), learning curves of each
+metric, the params against the metric (parallel coordinates), each param's
+effect, and the runs that did not complete with their errors.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, LogDirError
+from runmanager.events import Status, resolve_mode
+
+__all__ = ["REPORT_NAME", "build_report", "default_metric", "report"]
+
+#: The report's file name in the log_dir when no path is given.
+REPORT_NAME = "report.html"
+#: How many best runs (or configurations) the report lists first.
+BEST_ROWS = 5
+#: The metric a report is about when none is given: the first of these the runs logged.
+PREFERRED_METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1200px; padding: 0 1rem; color: #1f2328; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem;
+       border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
+.meta { color: #57606a; margin-top: 0; }
+table { border-collapse: collapse; font-size: .85rem; font-variant-numeric: tabular-nums; }
+th, td { padding: .25rem .6rem; border-bottom: 1px solid #eaeef2; text-align: left; white-space: nowrap; }
+th { background: #f6f8fa; position: sticky; top: 0; }
+td.num { text-align: right; }
+.scroll { max-height: 32rem; overflow: auto; border: 1px solid #d0d7de; display: inline-block; max-width: 100%; }
+.figure svg { max-width: 100%; height: auto; }
+.status-failed, .status-diverged { color: #cf222e; } .status-pruned, .status-interrupted { color: #9a6700; }
+td.error { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: .8rem; max-width: 50rem; }
+details pre { font-size: .75rem; white-space: pre-wrap; }
+.note { color: #57606a; font-style: italic; }
+"""
+
+
+def default_metric(metrics: Sequence[str]) -> str | None:
+    """The metric a report ranks by when none is given.
+
+    Examples:
+        >>> default_metric(["loss", "accuracy", "val_loss", "val_accuracy"])
+        'val_accuracy'
+    """
+    for name in PREFERRED_METRICS:
+        if name in metrics:
+            return name
+    return metrics[0] if metrics else None
+
+
+def _svg(fig: Any) -> str:
+    """A figure as inline SVG markup, text kept as text (no embedded font outlines)."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _cell(column: str, value: Any, params: Sequence[str]) -> str:
+    from runmanager.display import format_value
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "<td></td>"
+    text = html.escape(format_value(column, value, param=column in params))
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if column == "status":
+        return f'<td class="status-{html.escape(str(value))}">{text}</td>'
+    return f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>"
+
+
+def _table(frame: Any, params: Sequence[str] = (), *, scroll: bool = False) -> str:
+    """An HTML table of ``frame``; an aggregated frame shows ``mean ± std`` cells."""
+    from runmanager.display import format_value
+    from runmanager.tables import mean_std_columns
+
+    combined = mean_std_columns(frame)
+    columns = [c for c in frame.columns
+               if not any(c in (f"{m}_std", f"{m}_ci95") for m in combined)]
+    head = "".join(f"<th>{html.escape(c[:-5] if c[:-5] in combined and c.endswith('_mean') else c)}</th>"
+                   for c in columns)
+    body = []
+    for row in frame.to_dict("records"):  # ints stay ints
+        cells = []
+        for column in columns:
+            metric = column[:-5] if column.endswith("_mean") and column[:-5] in combined else None
+            if metric is None:
+                cells.append(_cell(column, row[column], params))
+                continue
+            mean, std = row[column], row[f"{metric}_std"]
+            text = "" if mean != mean else format_value(metric, mean)
+            if text and std == std:
+                text += " ± " + format_value(metric, std)
+            cells.append(f'<td class="num">{html.escape(text)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>' if scroll else table
+
+
+def _figure(fig: Any, title: str = "") -> str:
+    caption = f"<h3>{html.escape(title)}</h3>" if title else ""
+    return f'<div class="figure">{caption}{_svg(fig)}</div>'
+
+
+def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = None, mode: str | None = None,
+                 by: str | None = None, tracebacks: dict[int, str] | None = None) -> str:
+    """The report's HTML for a summary and its epoch rows (see :func:`report`)."""
+    from runmanager.analysis import aggregate, metric_columns, param_columns
+    from runmanager.plotting import (
+        curves_figure,
+        effects_figure,
+        epoch_metrics,
+        influence,
+        parallel_figure,
+        require_matplotlib,
+    )
+    from runmanager.repeats import REPEAT
+
+    require_matplotlib()
+    counts = summary["status"].value_counts().to_dict() if len(summary) else {}
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if summary.empty:
+        parts.append(f'<p class="meta">Written {stamp}.</p><p class="note">This sweep is empty: it has no runs '
+                     "yet. Run a sweep into this log_dir, then write the report again.</p>")
+        return _page(title, parts)
+    params = param_columns(summary)
+    configuration = [name for name in params if name != REPEAT]
+    repeats = REPEAT in params
+    metrics = [name for name in metric_columns(summary) if name in epoch_metrics(frame)]
+    if metric is None:
+        metric = default_metric(metrics)
+    elif metric not in metrics:
+        raise InvalidArgumentError(
+            f"Unknown metric {metric!r}; the runs logged {', '.join(metrics) or 'no metrics'}."
+        )
+    if by is not None and by not in configuration:
+        raise InvalidArgumentError(
+            f"Unknown param {by!r} to colour by; the sweep's params are {', '.join(configuration) or 'none'}."
+        )
+    status_text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    mode = resolve_mode(metric, mode, who="report") if metric is not None else None
+    shape = ""
+    if repeats:
+        configurations = len(aggregate(summary))
+        shape = f" ({configurations} configurations × up to {int(summary[REPEAT].max())} repeats)"
+    about = f"; ranked by {html.escape(metric)} ({'higher' if mode == 'max' else 'lower'} is better)" if metric else ""
+    parts.append(f'<p class="meta">{len(summary)} runs{shape}: {html.escape(status_text)}{about}. '
+                 f"Written {stamp}.</p>")
+    done = summary[summary["status"] == Status.COMPLETED]
+    finite = done[done[metric].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))] if metric else done
+    if metric is not None and by is None and configuration and len(finite) > 1:
+        shares = influence(finite, configuration, metric)
+        by = max(shares, key=lambda name: shares[name])
+        parts.append(f'<p class="meta">Colours show {html.escape(by)}, the param that explains most of the '
+                     f"spread of {html.escape(metric)} ({shares[by]:.0%} of its variance).</p>")
+
+    # The best runs, and the summary.
+    if metric is not None and not finite.empty:
+        if repeats:
+            table = aggregate(summary, metric, mode)
+            parts.append(f"<h2>Best configurations by mean {html.escape(metric)}</h2>")
+            parts.append(_table(table.head(BEST_ROWS), configuration))
+            parts.append("<h2>Summary over repeats</h2>")
+            parts.append(_table(table, configuration, scroll=True))
+        else:
+            ranked = finite.sort_values(metric, ascending=mode == "min", kind="stable")
+            parts.append(f"<h2>Best runs by {html.escape(metric)}</h2>")
+            parts.append(_table(ranked.head(BEST_ROWS).drop(columns=["error"]), params))
+    elif metric is not None:
+        parts.append(f'<p class="note">No run completed with a finite {html.escape(metric)}, so nothing is '
+                     "ranked or plotted.</p>")
+    if not repeats:
+        parts.append("<h2>Summary</h2>")
+        shown = summary.drop(columns=["error"]) if summary["error"].isna().all() else summary
+        parts.append(_table(shown, params, scroll=True))
+
+    # Figures.
+    if metric is not None and not finite.empty:
+        parts.append("<h2>Learning curves</h2>")
+        if repeats:
+            parts.append('<p class="meta">One line per configuration: the mean over its repeats, with a band of '
+                         "one standard deviation.</p>")
+        for name in [metric, *[m for m in metrics if m != metric]]:
+            fig = curves_figure(frame, name, by, bands=repeats, group=configuration)
+            parts.append(_figure(fig, name))
+        if configuration:
+            per_run = aggregate(finite, metric, mode).rename(columns={f"{metric}_mean": metric}) if repeats \
+                else finite
+            parts.append(f"<h2>Params against {html.escape(metric)}</h2>")
+            parts.append('<p class="meta">Parallel coordinates: one line per '
+                         f"{'configuration (mean over repeats)' if repeats else 'completed run'}, the best on "
+                         "top.</p>")
+            parts.append(_figure(parallel_figure(per_run, configuration, metric, mode)))
+            parts.append(f"<h2>Effect of each param on {html.escape(metric)}</h2>")
+            parts.append('<p class="meta">The mean over the completed runs with each value, ± one standard '
+                         "deviation (numeric params with many values in quantile bins).</p>")
+            parts.append(_figure(effects_figure(finite, configuration, metric)))
+
+    # Runs that did not complete.
+    bad = summary[summary["status"].isin([Status.FAILED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED,
+                                          Status.RUNNING])]
+    parts.append("<h2>Runs that did not complete</h2>")
+    if bad.empty:
+        parts.append('<p class="note">Every run completed.</p>')
+    else:
+        rows = []
+        for row in bad.to_dict("records"):
+            values = ", ".join(f"{name}={row[name]}" for name in params)
+            error = row["error"] if isinstance(row["error"], str) else ""
+            trace = (tracebacks or {}).get(int(row["run"]))
+            detail = (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre></details>"
+                      if trace else "")
+            rows.append(f'<tr><td class="num">{int(row["run"])}</td><td>{html.escape(values)}</td>'
+                        f'<td class="status-{html.escape(row["status"])}">{html.escape(row["status"])}</td>'
+                        f'<td class="num">{int(row["epochs"])}</td>'
+                        f'<td class="error">{html.escape(error)}{detail}</td></tr>')
+        parts.append("<table><thead><tr><th>run</th><th>params</th><th>status</th><th>epochs</th><th>error</th>"
+                     f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return _page(title, parts)
+
+
+def _page(title: str, parts: list[str]) -> str:
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def report(log_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None = None,
+           metric: str | None = None, *, mode: str | None = None, by: str | None = None) -> Path:
+    """Write one self-contained HTML report of the sweep in ``log_dir``; return its path.
+
+    The file opens offline (no external scripts, styles or fonts; figures are inline SVG):
+    the best runs, the summary (aggregated over repeats when the sweep has them), learning
+    curves of each metric, the params against ``metric`` (parallel coordinates), each
+    param's effect on it, and the runs that failed, diverged, were pruned or interrupted,
+    with their errors. Needs ``runmanager[report]`` (matplotlib). Reading never needs the
+    log_dir's lock, so a report can be written while the sweep runs.
+
+    Args:
+        log_dir: a log_dir (or a results ``.csv``/``.json`` beside its summary).
+        path: where to write; default ``LOG_DIR/report.html``.
+        metric: the metric to rank and judge by; default the first of ``val_accuracy``,
+            ``val_loss``, ``accuracy``, ``loss`` the runs logged.
+        mode: ``"min"`` or ``"max"``; default ``"min"`` for losses and errors, else ``"max"``.
+        by: the param that colours the learning curves; default the one that explains
+            most of the spread of ``metric``.
+
+    Raises:
+        LogDirError: ``log_dir`` holds no runmanager results.
+        InvalidArgumentError: an unknown metric or param.
+        MissingExtraError: matplotlib is not installed.
+
+    Examples:
+        path = runmanager.report("runs/digits", metric="val_accuracy")
+        print(f"open {path}")
+    """
+    from runmanager.plotting import require_matplotlib
+    from runmanager.storage import (
+        JOURNAL_NAME,
+        atomic_write,
+        load_results,
+        load_summary,
+        results_from_journal,
+    )
+
+    require_matplotlib()
+    if not isinstance(log_dir, (str, os.PathLike)):
+        raise InvalidArgumentTypeError(f"report needs the path of a log_dir, got {log_dir!r}.")
+    source = Path(log_dir)
+    journal = source / JOURNAL_NAME
+    tracebacks: dict[int, str] = {}
+    if journal.is_file():
+        results = results_from_journal(journal)
+        summary, frame = results.summary(), results.frame()
+        tracebacks = {n: r.traceback for n, r in results.runs.items() if r.traceback}
+    elif source.is_dir() or source.suffix in (".csv", ".json"):
+        folder = source if source.is_dir() else source.parent
+        summary, frame = load_summary(folder), load_results(folder)
+    else:
+        raise LogDirError(f"{str(source)!r} is not a log_dir; give the folder a sweep wrote.")
+    title = f"Sweep report: {(source if source.is_dir() else source.parent).resolve().name}"
+    page = build_report(summary, frame, title=title, metric=metric, mode=mode, by=by, tracebacks=tracebacks)
+    target = Path(path) if path is not None else (source if source.is_dir() else source.parent) / REPORT_NAME
+    if target.parent and not target.parent.exists():
+        raise LogDirError(f"Cannot write the report to {str(target)!r}: its folder does not exist.")
+    atomic_write(target, page)
+    return target
+
