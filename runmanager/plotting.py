@@ -112,7 +112,7 @@ def influence(per_run: Any, params: Sequence[str], metric: str) -> dict[str, flo
     return shares
 
 
-def _colour_by(Figure: Any, values: Any) -> tuple[list[Any], Any]:
+def _colour_by(values: Any) -> tuple[list[Any], Any]:
     """A colour per value, and how to explain it: ``("legend", [(label, colour)])`` for few
     distinct values, ``("scale", (cmap, norm))`` for many numbers."""
     import matplotlib
@@ -158,6 +158,7 @@ def curves_figure(frame: Any, metric: str, by: str | None, *, bands: bool = Fals
     one line per configuration (runs that share the params ``group``) at the mean over its
     runs, with a band of one standard deviation."""
     from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MaxNLocator
 
     Figure = require_matplotlib()
     fig = Figure(figsize=(7.5, 3.8), layout="constrained")
@@ -172,18 +173,19 @@ def curves_figure(frame: Any, metric: str, by: str | None, *, bands: bool = Fals
     firsts = []
     for _, part in curves:
         if bands and group:
-            stats = part.groupby("epoch")[metric].agg(["mean", "std", "count"])
+            stats = part.groupby("epoch")[metric].agg(["mean", "std"])
             epochs, mean = stats.index.to_numpy(), stats["mean"].to_numpy()
             std = stats["std"].fillna(0).to_numpy()
             lines.append((epochs, mean, std))
         else:
             lines.append((part["epoch"].to_numpy(), part[metric].to_numpy(), None))
-        firsts.append(part.iloc[0])
+        if by is not None:
+            firsts.append(part[by].iloc[0])  # the run's (or configuration's) value of by
     how = None
     if by is not None and firsts:
         import pandas as pd
 
-        colours, how = _colour_by(Figure, pd.DataFrame(firsts)[by].reset_index(drop=True))
+        colours, how = _colour_by(pd.Series(firsts))
     else:
         colours = ["C0"] * len(lines)
     alpha = 0.9 if len(lines) <= 20 else max(0.15, 20 / len(lines))
@@ -196,6 +198,7 @@ def curves_figure(frame: Any, metric: str, by: str | None, *, bands: bool = Fals
         ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.0, alpha=alpha))
         ax.autoscale()
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     if how is not None and by is not None:

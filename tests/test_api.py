@@ -12,7 +12,8 @@ from runmanager import errors
 PUBLIC = [
     "ColumnClashError", "InvalidArgumentError", "InvalidArgumentTypeError", "InvalidGridError",
     "InvalidGridTypeError", "JournalError", "LifecycleError", "LogDirError", "MedianPruner", "MissingExtraError",
-    "OptunaSearch", "Pruner", "RandomSearch", "RunBuilder", "SuccessiveHalvingPruner", "RunManager", "RunManagerError", "SweepError", "load_results", "load_summary",
+    "OptunaSearch", "Pruner", "RandomSearch", "RunBuilder", "SuccessiveHalvingPruner", "RunManager", "RunManagerError",
+    "SweepError", "aggregate", "load_results", "load_summary", "plot", "report",
 ]
 
 
@@ -32,8 +33,9 @@ def test_every_error_is_a_runmanager_error_and_a_builtin():
 
 def test_core_imports_without_tensorflow_or_keras():
     code = ("import sys, runmanager, runmanager.grid, runmanager.storage, runmanager.tracking, "
-            "runmanager.display, runmanager.analysis, runmanager.cli, runmanager.sweep; "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+            "runmanager.display, runmanager.analysis, runmanager.cli, runmanager.sweep, runmanager.reporting, "
+            "runmanager.plotting, runmanager.tables, runmanager.repeats; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
