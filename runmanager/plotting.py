@@ -239,7 +239,7 @@ def plot(results_or_path: Any, metric: str, by: str | None = None) -> Any:
     return curves_figure(frame, metric, by)
 
 
-def _axis_positions(values: Any, *, every_value: bool = True) -> tuple[Any, list[tuple[float, str]]]:
+def _axis_positions(values: Any, *, metric: bool = False) -> tuple[Any, list[tuple[float, str]]]:
     """Values placed on a 0..1 axis, and the ticks that label it (log for wide positive ranges)."""
     import numpy as np
 
@@ -253,8 +253,8 @@ def _axis_positions(values: Any, *, every_value: bool = True) -> tuple[Any, list
         lo, hi = scale(low), scale(high)
         span = (hi - lo) or 1.0
         positions = (scale(numbers) - lo) / span
-        ticks = [(0.0, format_value("", low, param=True)), (1.0, format_value("", high, param=True))]
-        if every_value and values.nunique() <= MAX_LEVELS:
+        ticks = [(0.0, format_value("", low, param=not metric)), (1.0, format_value("", high, param=not metric))]
+        if not metric and values.nunique() <= MAX_LEVELS:
             ticks = [(float((scale(v) - lo) / span), format_value("", float(v), param=True))
                      for v in sorted(numbers.dropna().unique())]
         return positions.fillna(-0.05), ticks
@@ -278,7 +278,7 @@ def parallel_figure(per_run: Any, params: Sequence[str], metric: str, mode: str)
     ax = fig.add_subplot()
     data = per_run[per_run[metric].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))]
     data = data.sort_values(metric, ascending=mode == "max")  # the best last, drawn on top
-    placed = [_axis_positions(data[name], every_value=name != metric) for name in axes]
+    placed = [_axis_positions(data[name], metric=name == metric) for name in axes]
     ys = np.column_stack([positions.to_numpy() for positions, _ in placed]) if len(data) else np.zeros((0, 1))
     cmap = matplotlib.colormaps["viridis" if mode == "max" else "viridis_r"]
     values = data[metric].astype(float)

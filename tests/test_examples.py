@@ -13,6 +13,7 @@ import itertools
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,12 +93,41 @@ def check_subclass_extra_columns(log_dir: Path, stdout: str) -> None:
     assert columns.index("val_loss") < columns.index("num_params") < columns.index("epoch_duration")
 
 
+def check_repeats_and_report(log_dir: Path, stdout: str) -> None:
+    summary = runmanager.load_summary(log_dir)
+    assert len(summary) == 12 and (summary["status"] == "completed").all()
+    assert summary["repeat"].tolist() == [1, 2, 3] * 4
+    ranked = runmanager.aggregate(log_dir, "val_accuracy")
+    assert ranked["runs"].tolist() == [3] * 4 and ranked["rank"].tolist() == [1, 2, 3, 4]
+    expected = summary.groupby(["units", "learning_rate"])["val_accuracy"].agg(["mean", "std"])
+    for row in ranked.itertuples():
+        mean, std = expected.loc[(row.units, row.learning_rate)]
+        assert math.isclose(row.val_accuracy_mean, mean) and math.isclose(row.val_accuracy_std, std)
+        assert f"{row.val_accuracy_mean:.4f} $\\pm$ {row.val_accuracy_std:.4f}" in stdout
+    assert ranked["val_accuracy_mean"].iloc[0] > 0.8  # training works
+    assert "\\begin{tabular}" in stdout and "\\toprule" in stdout and stdout.count("\\textbf{") == 2
+    assert "best_epoch" in stdout
+    report = log_dir / "report.html"
+    page = report.read_text(encoding="utf-8")
+    assert page.count("<svg") == 6 and "<script" not in page and "Summary over repeats" in page
+    assert (log_dir / "val_accuracy.svg").stat().st_size > 10_000
+    # The report in a real browser: nothing fails to load; the screenshot is the one in docs/analysis.md.
+    from browser import render
+
+    shot = log_dir / "report.png"
+    seen = render(report, shot)
+    assert seen["failed"] == [] and seen["errors"] == [] and seen["requests"] == [report.resolve().as_uri()]
+    if os.environ.get("RUNMANAGER_DOCS_IMAGES"):
+        shutil.copyfile(shot, Path(os.environ["RUNMANAGER_DOCS_IMAGES"]) / "report.png")
+
+
 CHECKS = {
     "nested_loops_to_runbuilder": check_nested_loops_to_runbuilder,
     "tensorboard_hparams": check_tensorboard_hparams,
     "dataframe_analysis": check_dataframe_analysis,
     "custom_training_loop": check_custom_training_loop,
     "subclass_extra_columns": check_subclass_extra_columns,
+    "repeats_and_report": check_repeats_and_report,
 }
 
 

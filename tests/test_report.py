@@ -4,14 +4,11 @@ headless Chromium with no request leaving the page, and the figures of plot().""
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 import training
+from browser import render
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
@@ -160,44 +157,6 @@ def test_plot_takes_a_running_manager_and_colours_many_values_on_a_scale(tmp_pat
 # --------------------------------------------------------------------------------------
 # In a real browser
 # --------------------------------------------------------------------------------------
-def chromium_path() -> str:
-    """Debian's chromium, installed here when missing and possible, else the test is skipped."""
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        done = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True,
-                              timeout=900)
-        if done.returncode == 0 and (found := shutil.which("chromium")):
-            return found
-        pytest.skip(f"Chromium is not installed and apt-get could not install it: {done.stderr[-300:]}")
-    pytest.skip("Chromium is not installed (apt-get install chromium) and this user cannot install it")
-
-
-def render(page_path: Path, screenshot: Path) -> dict:
-    """Open ``page_path`` in headless Chromium: what failed to load, what the page said went wrong,
-    how many figures it drew; a full-page screenshot goes to ``screenshot``."""
-    from playwright.sync_api import sync_playwright
-
-    seen: dict = {"failed": [], "requests": [], "errors": [], "console": []}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("requestfailed", lambda request: seen["failed"].append(request.url))
-            page.on("request", lambda request: seen["requests"].append(request.url))
-            page.on("pageerror", lambda error: seen["errors"].append(str(error)))
-            page.on("console", lambda message: seen["console"].append(f"{message.type}: {message.text}"))
-            page.goto(page_path.resolve().as_uri(), wait_until="load")
-            seen["svgs"] = page.evaluate("document.querySelectorAll('svg').length")
-            seen["drawn"] = page.evaluate(
-                "[...document.querySelectorAll('svg')].every(s => s.getBoundingClientRect().width > 200)")
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
-    return seen
-
-
 @pytest.mark.slow
 def test_the_report_opens_in_headless_chromium_with_no_failed_request(swept, tmp_path):
     path = runmanager.report(swept)
