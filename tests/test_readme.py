@@ -31,14 +31,17 @@ def test_python_blocks_run_in_order(tmp_path):
     assert (tmp_path / "runs/tour-results.csv").exists() and (tmp_path / "runs/sweep/journal.jsonl").exists()
     # The shell tour runs against the sweep the Python blocks made (TensorBoard serves forever: not here).
     commands = [line.split("#")[0].strip() for block in blocks("bash") for line in block.splitlines()]
-    tour = [c for c in commands if c.startswith("runmanager ") and c.split()[1] in ("show", "best")]
-    assert len(tour) == 3
+    tour = [c for c in commands if c.startswith("runmanager ") and c.split()[1] in ("show", "best", "report")]
+    assert len(tour) == 5
     for command in tour:
         args = shlex.split(command)[1:]
         shown = subprocess.run([sys.executable, "-m", "runmanager.cli", *args], cwd=tmp_path,
                                capture_output=True, text=True, timeout=120)
         assert shown.returncode == 0, (command, shown.stderr)
-        assert "run" in shown.stdout.splitlines()[0] or "Best run" in shown.stdout
+        first = shown.stdout.splitlines()[0]
+        assert "run" in first or first.startswith(("\\begin{tabular}", "Wrote runs/sweep/report.html")), first
+    assert "0.8" in out or "0.9" in out  # the aggregate printed real accuracies
+    assert (tmp_path / "runs/repeats/report.html").exists() and (tmp_path / "runs/sweep/report.html").exists()
 
 
 def test_quick_start_commands_are_the_ones_ci_runs():
