@@ -72,22 +72,23 @@ class WorkerSetup:
 
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
                  threads: int | None, gpu: str | None) -> None:
-    """The loop of a local worker process: take (number, params) tasks until ``None``."""
+    """The loop of a local worker process: take (number, params) tasks until ``None``; report
+    through ``events``, the sending end of this worker's own pipe to the driver."""
     # Ctrl-C reaches the whole process group; the driver alone decides what stops. SIGTERM
     # (a scheduler ending the job) ends the run in progress `interrupted`, then the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     install_in_worker()
     configure_environment(threads, gpu)
     import_keras()
-    setup = WorkerSetup(payload, lambda event: events.put(("event", slot, generation, event)),
+    setup = WorkerSetup(payload, lambda event: events.send(("event", slot, generation, event)),
                         lambda: tasks.get()[1])  # the driver's verdicts come on the task queue
     try:
         while (task := tasks.get()) is not None:
             number, params, seed = task
             status = setup.run(number, params, seed)
-            events.put(("done", slot, generation, (number, status.value)))
+            events.send(("done", slot, generation, (number, status.value)))
     except Terminated:
-        pass  # the run's end is on its way to the driver; exiting flushes the queue
+        pass  # the run's end was sent to the driver already
 
 
 def adopt_main(path: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import queue as queue_module
+import pickle
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -43,14 +43,19 @@ def visible_gpus() -> list[str]:
 
 
 class ProcessPool(Pool):
-    """Worker processes started with ``spawn``, fed through a task queue each, reporting
-    through one shared event queue."""
+    """Worker processes started with ``spawn``, fed through a task queue each, each reporting
+    through a pipe of its own.
+
+    A pipe per worker, not one queue shared by all: a worker that dies while writing (killed
+    by the kernel for memory, ``os._exit``) can leave a shared queue's write lock held forever,
+    and every other worker would then block on its next message. A dead worker's pipe only
+    ends, or holds half a message, which the driver reads as its death.
+    """
 
     def __init__(self, payload: bytes, workers: int, gpus: list[str] | None) -> None:
         import multiprocessing
 
         self._context = multiprocessing.get_context("spawn")
-        self._events = self._context.Queue()
         self._payload = payload
         self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._gpus = gpus
@@ -59,14 +64,22 @@ class ProcessPool(Pool):
         slot.generation += 1
         gpu = None if self._gpus is None else (self._gpus[slot.index % len(self._gpus)] if self._gpus else "")
         tasks = self._context.Queue()
+        receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_process_main,
-            args=(slot.index, slot.generation, tasks, self._events, self._payload, self._threads, gpu),
+            args=(slot.index, slot.generation, tasks, sender, self._payload, self._threads, gpu),
             name=f"runmanager-worker-{slot.index}",
             daemon=True,
         )
         process.start()
-        slot.handle = (process, tasks)
+        sender.close()  # the worker holds the only writing end: its death ends the pipe
+        if slot.handle is not None:  # the worker this one replaces: dead, or its pipe broke
+            old, _, old_receiver = slot.handle
+            if old.is_alive():
+                old.kill()
+                old.join()
+            old_receiver.close()
+        slot.handle = (process, tasks, receiver)
         slot.runs_done = 0
 
     def submit(self, slot: Slot, task: Task) -> None:
@@ -79,35 +92,44 @@ class ProcessPool(Pool):
         self.close([slot])
 
     def kill(self, slot: Slot) -> None:
-        process, _ = slot.handle
+        process = slot.handle[0]
         process.kill()
         process.join()
 
     def poll(self, slots: list[Slot]) -> Iterator[tuple[str, int, int, Any]]:
-        try:
-            yield self._events.get(timeout=POLL_SECONDS)
-        except queue_module.Empty:
-            pass
-        yield from self._drain()
+        from multiprocessing.connection import wait
+
+        by_receiver = {slot.handle[2]: slot for slot in slots if slot.handle is not None}
+        broken: set[int] = set()
+        for receiver in wait(list(by_receiver), timeout=POLL_SECONDS):
+            yield from self._read(receiver, by_receiver[receiver], broken)
         for slot in slots:
             process = slot.handle[0]
-            if process.exitcode is not None:
-                yield from self._drain()  # what the worker sent before it died comes first
-                yield ("died", slot.index, slot.generation, f"worker process exited with code {process.exitcode}")
+            if process.exitcode is not None or slot.index in broken:
+                yield from self._read(slot.handle[2], slot, broken)  # what it sent before it died comes first
+                process.join(timeout=5)
+                code = process.exitcode
+                yield ("died", slot.index, slot.generation,
+                       f"worker process exited with code {code}" if code is not None
+                       else "worker process stopped answering")
 
-    def _drain(self) -> Iterator[tuple[str, int, int, Any]]:
-        while True:
-            try:
-                yield self._events.get_nowait()
-            except queue_module.Empty:
-                return
+    @staticmethod
+    def _read(receiver: Any, slot: Slot, broken: set[int]) -> Iterator[tuple[str, int, int, Any]]:
+        """Every message waiting in ``receiver``; a pipe that ended or broke marks ``slot`` broken."""
+        if slot.index in broken:
+            return
+        try:
+            while receiver.poll():
+                yield receiver.recv()
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError):
+            broken.add(slot.index)
 
     def close(self, slots: list[Slot]) -> None:
         """Ask the workers of ``slots`` to finish, then wait; one that does not exit is killed."""
         running = [slot.handle for slot in slots if slot.handle is not None and slot.handle[0].is_alive()]
-        for _, tasks in running:  # all at once: each worker takes about a second to exit
+        for _, tasks, _ in running:  # all at once: each worker takes about a second to exit
             tasks.put(None)
-        for process, _ in running:
+        for process, _, _ in running:
             process.join(timeout=30)
             if process.is_alive():
                 process.kill()
