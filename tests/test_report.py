@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import re
+import subprocess
+import sys
 
 import pytest
 import training
@@ -166,3 +168,37 @@ def test_the_report_opens_in_headless_chromium_with_no_failed_request(swept, tmp
     assert seen["requests"] == [path.resolve().as_uri()]  # the page itself, nothing else
     assert seen["svgs"] == 6 and seen["drawn"]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_plot_shows_inline_in_jupyter(swept):
+    """A returned Figure is what Jupyter's inline backend displays: a PNG through IPython's formatter
+    (in a fresh interpreter, so the backend of this one is left alone)."""
+    code = f"""
+import matplotlib
+matplotlib.use("module://matplotlib_inline.backend_inline")
+from IPython.core.interactiveshell import InteractiveShell
+from matplotlib_inline.backend_inline import configure_inline_support
+import runmanager
+shell = InteractiveShell.instance()
+configure_inline_support(shell, "module://matplotlib_inline.backend_inline")
+data, _ = shell.display_formatter.format(runmanager.plot({str(swept)!r}, "val_accuracy"))
+print(sorted(data), len(data["image/png"]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kinds, size = done.stdout.strip().rsplit(" ", 1)
+    assert kinds == "['image/png', 'text/plain']" and int(size) > 10_000
+
+
+def test_show_and_best_on_a_log_dir_without_runs_say_so(tmp_path, capsys):
+    class Nothing(Search):
+        fields = ("lr",)
+
+        def ask(self):
+            return None
+
+    RunManager(tmp_path, verbose=0).sweep(scripted, Nothing())
+    assert main(["show", str(tmp_path), "--aggregate"]) == 2
+    assert capsys.readouterr().err.strip().endswith("has no runs yet.")
+    assert main(["best", str(tmp_path), "--metric", "val_loss"]) == 2
+    assert "runmanager: error: " in capsys.readouterr().err
