@@ -144,7 +144,8 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
     params = param_columns(summary)
     configuration = [name for name in params if name != REPEAT]
     repeats = REPEAT in params
-    metrics = [name for name in metric_columns(summary) if name in epoch_metrics(frame)]
+    logged = set(epoch_metrics(frame))
+    metrics = [name for name in metric_columns(summary) if name in logged]
     if metric is None:
         metric = default_metric(metrics)
     elif metric not in metrics:

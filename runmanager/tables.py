@@ -124,6 +124,8 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
     def cell(column: str, row: Any) -> str:
         if column in combined:
             mean, std = row[f"{column}_mean"], row[f"{column}_std"]
+            if not isinstance(mean, float) or math.isnan(mean):
+                return ""  # no completed run to average
             text = format_value(column, mean)
             if isinstance(std, float) and not math.isnan(std):
                 text += (r" $\pm$ " if latex else " ± ") + format_value(column, std)
