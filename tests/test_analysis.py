@@ -127,6 +127,17 @@ def test_repeats_on_worker_processes_match_sequential(tmp_path):
     np.testing.assert_allclose(parallel.sort_values("run")["loss"], sequential["loss"], rtol=1e-4)
 
 
+@pytest.mark.slow
+def test_repeats_on_ray_match_sequential(tmp_path):
+    pytest.importorskip("ray")
+    grid = {"units": [4]}
+    sequential = RunManager(tmp_path / "a", verbose=0).sweep(training.train, grid, repeats=3, seed=3)
+    on_ray = RunManager(tmp_path / "b", verbose=0).sweep(training.train, grid, repeats=3, seed=3, executor="ray",
+                                                         workers=2, ray_address="local")
+    assert on_ray["repeat"].tolist() == [1, 2, 3] and (on_ray["status"] == "completed").all()
+    np.testing.assert_allclose(on_ray.sort_values("run")["loss"], sequential["loss"], rtol=1e-4)
+
+
 def test_optuna_is_told_a_configuration_once_with_the_mean_over_its_repeats(tmp_path):
     space = {"lr": [0.1, 0.01, 0.001], "units": [4, 8, 16]}
     search = OptunaSearch(space, 4, metric="val_accuracy", seed=0)
