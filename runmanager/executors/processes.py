@@ -54,6 +54,8 @@ class ProcessPool(Pool):
         self._payload = payload
         self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._gpus = gpus
+        # More workers than GPUs: each GPU is shared, so TensorFlow must not take all its memory.
+        self._share_gpu = bool(gpus) and workers > len(gpus)
 
     def start(self, slot: Slot) -> None:
         slot.generation += 1
@@ -61,7 +63,8 @@ class ProcessPool(Pool):
         tasks = self._context.Queue()
         process = self._context.Process(
             target=_process_main,
-            args=(slot.index, slot.generation, tasks, self._events, self._payload, self._threads, gpu),
+            args=(slot.index, slot.generation, tasks, self._events, self._payload, self._threads, gpu,
+                  self._share_gpu),
             name=f"runmanager-worker-{slot.index}",
             daemon=True,
         )
