@@ -193,7 +193,16 @@ def plan_shipment(content: Any, runtime_env: dict[str, Any] | None, *, what: str
     shipped_dir = os.path.abspath(shipped_dir) + os.sep if shipped_dir and "://" not in shipped_dir else None
     py_modules = list(env.get("py_modules") or [])
     listed = {os.path.abspath(p) for p in py_modules if isinstance(p, str) and "://" not in p}
-    added = []
+    added: list[str] = []
+
+    def add(top: str, source: str) -> None:
+        if shipped_dir and os.path.dirname(source) + os.sep == shipped_dir:
+            return  # at the top of the working_dir, which is on the actors' sys.path
+        if source not in listed:
+            listed.add(source)
+            py_modules.append(source)
+            added.append(top)
+
     for name in sorted(modules):
         top, source = _module_source(name)
         if _installed(top, source):
@@ -204,13 +213,13 @@ def plan_shipment(content: Any, runtime_env: dict[str, Any] | None, *, what: str
                 "is not installed: define what train uses in a module file, or install it on the nodes "
                 "(runtime_env={'pip': [...]})."
             )
-        if shipped_dir and os.path.dirname(source) + os.sep == shipped_dir:
-            continue  # at the top of the working_dir, which is on the actors' sys.path
-        if source in listed:
-            continue
-        listed.add(source)
-        py_modules.append(source)
-        added.append(top)
+        add(top, source)
+    # The modules beside those, which they may import (a helper next to train's module).
+    folders = {os.path.dirname(source) for source in listed}
+    for name in sorted(name for name in list(sys.modules) if "." not in name and name not in _MAIN):
+        top, source = _module_source(name)
+        if source is not None and os.path.dirname(source) in folders and not _installed(top, source):
+            add(top, source)
     if added:
         env["py_modules"] = py_modules
         notes.append(f"ships {', '.join(added)} (py_modules)")
