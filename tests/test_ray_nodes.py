@@ -181,12 +181,11 @@ class NodeManager(RunManager):
 
 
 @pytest.mark.slow
-def test_a_node_that_dies_mid_sweep_has_its_run_retried_on_the_other(tmp_path, cluster, monkeypatch):
+def test_a_node_that_dies_mid_sweep_has_its_run_retried_on_the_other(tmp_path, cluster, capsys):
     head = cluster()
     nodes = {name: cluster(name, cpus=1) for name in ("a", "b")}
-    monkeypatch.setenv("RM_TEST_PAUSE", "0.3")
     log_dir = tmp_path / "runs"
-    killed: list[str] = []
+    killed: list[tuple[str, int]] = []
 
     def kill_a_node_mid_run():
         # As soon as a run has finished two epochs on some node, that node dies.
@@ -198,23 +197,30 @@ def test_a_node_that_dies_mid_sweep_has_its_run_retried_on_the_other(tmp_path, c
             except Exception:  # noqa: BLE001 - nothing written yet
                 continue
             if len(rows) and "node" in rows and (rows["epoch"] >= 2).any():
-                name = rows.loc[rows["epoch"] >= 2, "node"].iloc[0]
+                name, run = rows.loc[rows["epoch"] >= 2, ["node", "run"]].iloc[0]
                 nodes[name].kill()
-                killed.append(name)
+                killed.append((name, int(run)))
 
     watcher = threading.Thread(target=kill_a_node_mid_run, daemon=True)
     watcher.start()
     m = NodeManager(log_dir, verbose=1)
+    # Epochs of a third of a second (the pause reaches the actors through the runtime_env), so
+    # that the node dies in the middle of a run.
     summary = m.sweep(training.train_slow, {"units": [4, 8, 16], "num_epochs": [6]}, executor="ray", workers=2,
-                      ray_address=head.address)
+                      ray_address=head.address, runtime_env={"env_vars": {"RM_TEST_PAUSE": "0.3"}})
     watcher.join(timeout=5)
     assert killed, "no node was killed"
+    (dead, run), = killed
+    survivor = ({"a", "b"} - {dead}).pop()
     assert summary["status"].tolist() == ["completed"] * 3, summary.to_string()
     results = load_results(log_dir)
     assert not results.duplicated(["run", "epoch"]).any(), results.to_string()
     assert results.groupby("run")["epoch"].max().tolist() == [6, 6, 6]
-    survivor = ({"a", "b"} - set(killed)).pop()
-    assert set(results["node"]) == {survivor}, results.to_string()  # the dead node's attempt is gone
+    # The run on the dead node ran again, from its start, on the other node; its first attempt is gone.
+    assert set(results.loc[results["run"] == run, "node"]) == {survivor}, results.to_string()
+    out = capsys.readouterr().out
+    assert f"run {run}: Ray actor died" in out and "(retry 1 of 1)" in out, out
+    assert "the sweep goes on with 1 worker" in out, out
     assert not ray.is_initialized()
 
 
