@@ -93,8 +93,8 @@ class ProcessPool(Pool):
             pass
         yield from self._drain()
         for slot in slots:
-            process = slot.handle[0]
-            if process.exitcode is not None:
+            process = slot.handle[0] if slot.handle is not None else None  # None: a retired slot
+            if process is not None and process.exitcode is not None:
                 yield from self._drain()  # what the worker sent before it died comes first
                 yield ("died", slot.index, slot.generation, f"worker process exited with code {process.exitcode}")
 
