@@ -87,9 +87,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
-    from scipy.stats import loguniform, uniform
-
     from playwright.sync_api import sync_playwright
+    from scipy.stats import loguniform, uniform
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

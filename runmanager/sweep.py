@@ -36,6 +36,7 @@ __all__ = ["Sweep", "Tally", "check_sweep_arguments", "create_executor"]
 def check_sweep_arguments(
     train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any,
     max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any, timeout: Any = None, pruner: Any = None,
+    max_retries: Any = 1, runtime_env: Any = None,
 ) -> None:
     """Reject bad sweep arguments before any run starts."""
     if not callable(train):
@@ -62,6 +63,19 @@ def check_sweep_arguments(
     for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise InvalidArgumentError(f"{name} must be a non-negative number, got {value!r}.")
+        if value > 1 and value != int(value):  # Ray's rule for resources
+            raise InvalidArgumentError(
+                f"{name}={value!r}: a Ray resource above 1 must be a whole number; pass {int(value)} or "
+                f"{int(value) + 1}, or a fraction below 1 to share one {name[4:].upper()} between runs."
+            )
+    if not is_int(max_retries) or max_retries < 0:
+        raise InvalidArgumentError(
+            f"max_retries must be a non-negative int (how many times a run whose worker died is run again; "
+            f"0: never), got {max_retries!r}."
+        )
+    from runmanager.executors.shipping import check_runtime_env
+
+    check_runtime_env(runtime_env)
     if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
                                 or not timeout > 0):
         raise InvalidArgumentError(
@@ -75,7 +89,8 @@ def check_sweep_arguments(
 
 
 def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int, gpus: list[str] | None,
-                    ray_address: str | None, num_cpus: float, num_gpus: float) -> Executor:
+                    ray_address: str | None, num_cpus: float, num_gpus: float,
+                    runtime_env: dict[str, Any] | None = None) -> Executor:
     """The executor ``sweep(executor=name)`` stands for."""
     if name == "sequential":
         from runmanager.executors.sequential import SequentialExecutor
@@ -88,7 +103,7 @@ def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int,
     from runmanager.executors.ray_actors import RayExecutor
 
     return RayExecutor(workers, max_runs_per_worker=max_runs_per_worker, address=ray_address,
-                       num_cpus=num_cpus, num_gpus=num_gpus)
+                       num_cpus=num_cpus, num_gpus=num_gpus, runtime_env=runtime_env)
 
 
 class Tally:
@@ -137,7 +152,7 @@ class Sweep:
     def __init__(self, manager: Any, train: Callable[..., Any], search: Search, executor: Executor,
                  results: Results, *, seed: int | None = None, retry_failed: bool = False,
                  max_consecutive_failures: int = 3, timeout: float | None = None,
-                 pruner: Pruner | None = None) -> None:
+                 pruner: Pruner | None = None, max_retries: int = 1) -> None:
         self.manager = manager
         self.train = train
         self.search = search
@@ -148,11 +163,13 @@ class Sweep:
         self.tally = Tally(max_consecutive_failures, manager.log_dir)
         self.timeout = timeout
         self.pruner = pruner
+        self.max_retries = max_retries
         #: how the sweep ended: "finished", "timeout", "interrupted" or "stopped"
         self.reason = "running"
         self._next_number = results.next_number
         self._seen: set[str] = set()
         self._in_flight: dict[int, Task] = {}
+        self._judged: set[tuple[int, int]] = set()  # (run, epoch) the pruner was told
 
     def next_task(self) -> Task | None:
         """The next run to do, numbered, or ``None`` when the search has no more.
@@ -185,6 +202,7 @@ class Sweep:
         if self.pruner is not None:
             self._rebuild_pruner()
             executor.judge = self.judge
+        executor.max_retries = self.max_retries
         self.reason = "finished"
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
@@ -248,6 +266,9 @@ class Sweep:
                 f"{event.epoch} (it logged {', '.join(event.metrics) or 'no metric'}); pass one of those "
                 "to the pruner."
             )
+        if (event.run, event.epoch) in self._judged:
+            return False  # a retried run (its worker died) passing an epoch it passed before
+        self._judged.add((event.run, event.epoch))
         return self.pruner.report(event.run, event.epoch, value)
 
     def _ended(self, task: Task, status: Status) -> None:

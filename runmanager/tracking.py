@@ -580,6 +580,8 @@ class RunManager:
         timeout: float | None = None,
         pruner: Any = None,
         repeats: int = 1,
+        max_retries: int = 1,
+        runtime_env: dict[str, Any] | None = None,
     ) -> Any:
         """Run ``train(run, callbacks)`` for every run of ``params``; return :meth:`summary`.
 
@@ -610,7 +612,9 @@ class RunManager:
             ray_address: the Ray cluster to join; default: the running one, or
                 a local Ray started for the sweep.
             num_cpus: Ray CPUs per worker (per concurrent run).
-            num_gpus: Ray GPUs per worker (per concurrent run).
+            num_gpus: Ray GPUs per worker (per concurrent run); a fraction such as
+                0.5 packs that many runs on one GPU (their TensorFlow then grows its
+                GPU memory as needed instead of taking it all).
             tensorboard: also write TensorBoard data for this sweep, as
                 ``RunManager(..., tensorboard=True)`` does.
             timeout: a time budget in seconds: no run starts after it, runs already
@@ -620,6 +624,13 @@ class RunManager:
             repeats: run every configuration this many times; the runs get a
                 ``repeat`` column (1..N) after the params, and with ``seed=S``
                 repeat ``r`` is seeded ``S + r - 1``. See :meth:`aggregate`.
+            max_retries: with ``"processes"`` or ``"ray"``, run a run whose worker died
+                (a crash, a kill, a node of the cluster gone) again from its start, on
+                the workers left, up to this many times; then it is recorded
+                ``interrupted`` with the reason.
+            runtime_env: a Ray runtime environment for ``"ray"`` (``pip`` packages,
+                ``env_vars``...); on a joined cluster, the driver's code is added to it
+                (its script's folder as ``working_dir``, its own modules as ``py_modules``).
 
         Examples:
             def train(run, callbacks):
@@ -633,7 +644,7 @@ class RunManager:
         from runmanager.sweep import Sweep, check_sweep_arguments, create_executor
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
-                              gpus, num_cpus, num_gpus, timeout, pruner)
+                              gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env)
         search = as_search(params)
         if check_repeats(repeats) > 1:
             search = Repeated(search, repeats)
@@ -646,13 +657,13 @@ class RunManager:
             self._enable_tensorboard()
         runner = executor if isinstance(executor, Executor) else create_executor(
             executor, workers=workers, max_runs_per_worker=max_runs_per_worker,
-            gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus)
+            gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, runtime_env=runtime_env)
         self._in_sweep = True
         try:
             with terminate_like_interrupt():
                 sweep = Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
                               max_consecutive_failures=max_consecutive_failures, timeout=timeout,
-                              pruner=pruner)
+                              pruner=pruner, max_retries=max_retries)
                 sweep.run()
         finally:
             self._in_sweep = False

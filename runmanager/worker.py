@@ -24,13 +24,22 @@ from runmanager.signals import Terminated, install_in_worker
 __all__ = ["RunActor", "WorkerSetup", "adopt_main", "configure_environment", "process_main"]
 
 
-def configure_environment(threads: int | None, gpu: str | None) -> None:
+def configure_environment(threads: int | None, gpu: str | None, share_gpu: bool = False) -> None:
     """Thread counts and GPU visibility for this process; must run before TensorFlow is imported.
 
     Args:
         threads: intra-op threads, so that N workers do not oversubscribe the cores.
         gpu: the GPU ids this worker may see (``"0"``, ``""`` for none); ``None`` leaves them as they are.
+        share_gpu: other workers use the same GPU: TensorFlow grows its GPU memory as needed
+            (``TF_FORCE_GPU_ALLOW_GROWTH``) and JAX does not preallocate it, instead of each
+            taking the whole GPU. A value the user set is kept.
+
+    Examples:
+        configure_environment(threads=1, gpu="0", share_gpu=True)
     """
+    if share_gpu:
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if threads is not None:
         for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
             os.environ[name] = str(threads)
@@ -71,14 +80,14 @@ class WorkerSetup:
 
 
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
-                 threads: int | None, gpu: str | None) -> None:
+                 threads: int | None, gpu: str | None, share_gpu: bool = False) -> None:
     """The loop of a local worker process: take (number, params) tasks until ``None``; report
     through ``events``, the sending end of this worker's own pipe to the driver."""
     # Ctrl-C reaches the whole process group; the driver alone decides what stops. SIGTERM
     # (a scheduler ending the job) ends the run in progress `interrupted`, then the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     install_in_worker()
-    configure_environment(threads, gpu)
+    configure_environment(threads, gpu, share_gpu)
     import_keras()
     setup = WorkerSetup(payload, lambda event: events.send(("event", slot, generation, event)),
                         lambda: tasks.get()[1])  # the driver's verdicts come on the task queue
@@ -116,14 +125,16 @@ class RunActor:
     """
 
     def __init__(self, slot: int, generation: int, payload: bytes, queue: Any, threads: int | None,
-                 main_path: str | None = None, sys_path: list[str] | None = None) -> None:
+                 main_path: str | None = None, sys_path: list[str] | None = None, share_gpu: bool = False) -> None:
         import sys
 
-        configure_environment(threads, None)  # Ray itself assigns GPUs to actors that ask for them
+        configure_environment(threads, None, share_gpu)  # Ray itself assigns GPUs to actors that ask for them
         import_keras()
         sys.path.extend(p for p in sys_path or () if p not in sys.path)
-        if main_path is not None and os.path.exists(main_path):
-            adopt_main(main_path)
+        if main_path is not None:  # relative: the driver's script in the working_dir shipped with the job
+            main_path = os.path.join(os.getcwd(), main_path)
+            if os.path.exists(main_path):
+                adopt_main(main_path)
         import queue as queue_module
 
         self.slot, self.generation, self.queue = slot, generation, queue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -218,3 +219,24 @@ def test_a_manager_sent_to_a_worker_leaves_driver_state_behind(tmp_path):
     m = RunManager(tmp_path, verbose=1)
     copy = pickle.loads(pickle.dumps(m))
     assert copy.log_dir is None and copy.verbose == 0 and copy.sinks == () and copy.run_record(1) is None
+
+
+def _starts(log_dir, run: int) -> int:
+    """How many times run ``run`` was started, from the journal."""
+    lines = (json.loads(line) for line in (log_dir / "journal.jsonl").read_text().splitlines())
+    return sum(1 for event in lines if event["type"] == "run_start" and event["run"] == run)
+
+
+@pytest.mark.parametrize("max_retries", [0, 2])
+def test_a_run_whose_worker_died_is_retried_max_retries_times(tmp_path, capsys, max_retries):
+    m = RunManager(tmp_path, verbose=1)
+    summary = m.sweep(training.train_exit_on_units_8, {"units": [4, 8]}, executor="processes", workers=2,
+                      max_retries=max_retries, max_consecutive_failures=0)
+    assert summary["status"].tolist() == ["completed", "interrupted"]
+    assert summary["error"].tolist()[1] == "worker process exited with code 3"
+    assert _starts(tmp_path, 2) == 1 + max_retries
+    results = load_results(tmp_path)
+    assert not results.duplicated(["run", "epoch"]).any()
+    assert summary["epochs"].tolist() == [3, 1]  # the last attempt's epoch, not one per attempt
+    out = capsys.readouterr().out
+    assert out.count("run 2: worker process exited with code 3; running it again") == max_retries

@@ -66,6 +66,9 @@ class Executor:
     #: set by the sweep when it prunes: asked after every epoch of every run whether the run
     #: stops there; it may raise InvalidArgumentError (the metric is not logged), which fails the run
     judge: Callable[[EpochEnded], bool] | None = None
+    #: set by the sweep: how many times a run whose worker died is run again before it is
+    #: recorded ``interrupted`` (executors with workers)
+    max_retries: int = 1
 
     def open(self, manager: Any, train: Callable[..., Any], search: Search) -> None:
         """Get ready to run ``train`` for ``manager``'s sweep over ``search``: start workers,

@@ -24,7 +24,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, LogDirWriteError, missing_extra
+from runmanager.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    LogDirWriteError,
+    SweepError,
+    missing_extra,
+)
 from runmanager.events import EpochEnded, RunStarted, Status
 from runmanager.executors import Executor, Task
 
@@ -44,6 +50,8 @@ class Slot:
     runs_done: int = 0
     task: Task | None = None
     started: bool = False
+    #: its worker died and the pool had no room for another (a node of the cluster is gone)
+    retired: bool = False
 
 
 class Pool:
@@ -75,6 +83,10 @@ class Pool:
         """End the idle worker of ``slot`` (to recycle it)."""
         self.kill(slot)
 
+    def can_replace(self, slot: Slot, slots: list[Slot]) -> bool:
+        """Whether a new worker for ``slot``, whose worker died, has room beside the others."""
+        return True
+
     def close(self, slots: list[Slot]) -> None:
         """End every worker and what the pool itself started."""
 
@@ -100,15 +112,17 @@ def check_picklable(train: Any, manager: Any) -> None:
 
 
 def worker_payload(manager: Any, train: Any, fields: tuple[str, ...], *, by_value: bool,
-                   pruning: bool = False) -> bytes:
+                   pruning: bool = False, always_by_value: bool = False) -> bytes:
     """What every worker starts from: a copy of the manager, ``train``, the run fields, and
     whether to wait for the driver's verdict after every epoch (``pruning``).
 
     With ``by_value`` (Ray), what pickle cannot send by reference (a closure) is sent
-    by value with Ray's cloudpickle.
+    by value with Ray's cloudpickle; ``always_by_value`` sends it so whatever pickle can do.
     """
     content = (manager, train, fields, pruning)
     try:
+        if always_by_value:
+            raise pickle.PicklingError("sent by value")
         return pickle.dumps(content)
     except Exception:  # noqa: BLE001 - a closure: only cloudpickle can send it
         if not by_value:
@@ -120,8 +134,18 @@ def worker_payload(manager: Any, train: Any, fields: tuple[str, ...], *, by_valu
         return cloudpickle.dumps(content)
 
 
+def _workers(count: int) -> str:
+    return f"{count} worker{'' if count == 1 else 's'}"
+
+
 class PoolExecutor(Executor):
     """Runs tasks on a pool of long-lived workers, one task per worker at a time.
+
+    A run whose worker died (a crash, a kill, a node of the cluster gone) is run again from
+    its start, on the next free worker, up to ``max_retries`` times (set by the sweep); then
+    it is recorded ``interrupted`` with the reason. Its new start replaces the epochs of the
+    attempt that died. Where the pool has no room for a new worker, the sweep goes on with
+    fewer.
 
     Subclasses make the pool in :meth:`make_pool`.
     """
@@ -131,6 +155,8 @@ class PoolExecutor(Executor):
         self.max_runs_per_worker = max_runs_per_worker
         self.slots: list[Slot] = []
         self.pool: Pool | None = None
+        self._retries: list[Task] = []  # runs whose worker died, waiting for a free worker
+        self._attempts: dict[int, int] = {}  # run number: how many times it was retried
 
     def make_pool(self, payload: bytes) -> Pool:
         raise NotImplementedError
@@ -146,21 +172,35 @@ class PoolExecutor(Executor):
             self.pool.start(slot)
 
     def submit(self, task: Task) -> None:
+        self._place_retries()
+        self._place(task)
+
+    def _place(self, task: Task) -> bool:
+        """Give ``task`` to a free worker; False when none is free."""
         assert self.pool is not None
-        slot = next(slot for slot in self.slots if slot.task is None)
+        slot = next((slot for slot in self.slots if slot.task is None and not slot.retired), None)
+        if slot is None:
+            return False
         if slot.runs_done >= self.max_runs_per_worker:
             self.pool.stop(slot)
             self.pool.start(slot)
         slot.task, slot.started = task, False
         self.pool.submit(slot, task)
+        return True
+
+    def _place_retries(self) -> None:
+        while self._retries and self._place(self._retries[0]):
+            self._retries.pop(0)
 
     def running(self) -> int:
-        return sum(slot.task is not None for slot in self.slots)
+        return sum(slot.task is not None for slot in self.slots) + len(self._retries)
 
     def wait(self) -> list[tuple[Task, Status]]:
         assert self.pool is not None
-        ended = (self.handle(message) for message in self.pool.poll(self.slots))
-        return [end for end in ended if end is not None]
+        self._place_retries()
+        ended = [end for end in (self.handle(message) for message in self.pool.poll(self.slots)) if end is not None]
+        self._place_retries()
+        return ended
 
     def handle(self, message: tuple[str, int, int, Any]) -> tuple[Task, Status] | None:
         """Act on one message from a worker; return its task and status when it ended a run."""
@@ -181,12 +221,19 @@ class PoolExecutor(Executor):
             slot.runs_done += 1
             status = Status(payload[1])
         else:  # died
-            self.pool.start(slot)
+            self._replace(slot, payload)
             if task is None:
                 return None
+            slot.task = None
             record = self.manager.run_record(task.number) if slot.started else None
             if record is not None and record.status != Status.RUNNING:
                 status = record.status  # it died after reporting the end of its run
+            elif self._attempts.get(task.number, 0) < self.max_retries:
+                self._attempts[task.number] = self._attempts.get(task.number, 0) + 1
+                self.manager.note(f"run {task.number}: {payload}; running it again "
+                                  f"(retry {self._attempts[task.number]} of {self.max_retries})")
+                self._retries.append(task)
+                return None
             else:
                 status = Status.INTERRUPTED
                 self.manager.record_lost_run(task.number, task.run, payload, started=slot.started)
@@ -194,6 +241,21 @@ class PoolExecutor(Executor):
             return None
         slot.task = None
         return task, status
+
+    def _replace(self, slot: Slot, reason: str) -> None:
+        """A new worker for ``slot``, whose worker died; or, where the pool has no room for one
+        (a node of the cluster died with it), the sweep goes on with one worker fewer."""
+        assert self.pool is not None
+        if self.pool.can_replace(slot, self.slots):
+            self.pool.start(slot)
+            return
+        slot.handle, slot.retired = None, True
+        self.capacity -= 1
+        self.manager.note(f"a worker is gone ({reason}) and there is no room for a new one: "
+                          f"the sweep goes on with {_workers(self.capacity)}")
+        if self.capacity == 0:
+            raise SweepError(f"Every worker of the sweep is gone, the last with: {reason}. Check the cluster "
+                             "(`ray status`) and resume the sweep with resume=True.")
 
     def _verdict(self, event: EpochEnded) -> bool | str:
         """The pruner's answer for a worker: stop or go on, or why the run must fail."""
@@ -204,7 +266,13 @@ class PoolExecutor(Executor):
             return str(exc)
 
     def abort(self, reason: str) -> None:
-        """Kill the workers that are running a task and record their runs interrupted."""
+        """Kill the workers that are running a task and record their runs interrupted (and the
+        runs waiting to be retried)."""
+        for task in self._retries:
+            with contextlib.suppress(LogDirWriteError):
+                self.manager.record_lost_run(task.number, task.run, reason,
+                                             started=self.manager.run_record(task.number) is not None)
+        self._retries.clear()
         for slot in self.slots:
             if slot.handle is not None and slot.task is not None:
                 assert self.pool is not None

@@ -59,6 +59,8 @@ class ProcessPool(Pool):
         self._payload = payload
         self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._gpus = gpus
+        # More workers than GPUs: each GPU is shared, so TensorFlow must not take all its memory.
+        self._share_gpu = bool(gpus) and workers > len(gpus)
 
     def start(self, slot: Slot) -> None:
         slot.generation += 1
@@ -67,7 +69,7 @@ class ProcessPool(Pool):
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_process_main,
-            args=(slot.index, slot.generation, tasks, sender, self._payload, self._threads, gpu),
+            args=(slot.index, slot.generation, tasks, sender, self._payload, self._threads, gpu, self._share_gpu),
             name=f"runmanager-worker-{slot.index}",
             daemon=True,
         )
@@ -104,6 +106,8 @@ class ProcessPool(Pool):
         for receiver in wait(list(by_receiver), timeout=POLL_SECONDS):
             yield from self._read(receiver, by_receiver[receiver], broken)
         for slot in slots:
+            if slot.handle is None:  # a retired slot
+                continue
             process = slot.handle[0]
             if process.exitcode is not None or slot.index in broken:
                 yield from self._read(slot.handle[2], slot, broken)  # what it sent before it died comes first

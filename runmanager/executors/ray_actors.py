@@ -10,7 +10,9 @@ Where the actors run depends on ``ray_address``:
 - ``"auto"`` or an address (``"10.0.0.5:6379"``, ``"ray://..."``): join that cluster, or fail.
 
 A joined cluster must have the CPUs and GPUs the sweep asks for; it is never shut down,
-only left. The first line of the sweep's progress says which it did and where.
+only left. The first line of the sweep's progress says which it did and where. The nodes of a
+joined cluster get the driver's code through Ray's ``runtime_env`` (see ``shipping.py``); the
+actors of a private Ray import it from the driver's files, which is faster to start.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, Sw
 from runmanager.executors import Task
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, worker_payload
 from runmanager.executors.processes import POLL_SECONDS
+from runmanager.executors.shipping import Shipment, main_script, plan_shipment
 
 if TYPE_CHECKING:
     from runmanager.search import Search
@@ -38,12 +41,6 @@ __all__ = ["RayConnection", "RayExecutor", "RayPool", "check_ray_address", "conn
 #: Seconds to wait for a Ray head to answer (TCP, then HTTP/2) before calling it gone.
 CONNECT_TIMEOUT = 2.0
 _START = "start the cluster with `ray start --head`"
-
-
-def _main_script() -> str | None:
-    """The driver's script, when ``train`` may live in it (``python sweep.py``); else None."""
-    path = getattr(sys.modules.get("__main__"), "__file__", None)
-    return os.path.abspath(path) if path and path.endswith(".py") and os.path.exists(path) else None
 
 
 def _root_cause(error: BaseException) -> str:
@@ -163,6 +160,8 @@ class RayConnection:
     owns: bool
     workers: int
     note: str
+    #: the driver's code went to the cluster with the job's runtime_env (the actors import it from there)
+    shipped: bool = False
 
 
 def _where(ray: Any, fallback: str) -> str:
@@ -194,6 +193,19 @@ def _fit(ray: Any, what: str, workers: int | None, num_cpus: float, num_gpus: fl
     return workers, f"; {', '.join(busy)}, so some runs wait for them" if busy else ""
 
 
+def _on_this_node(ray: Any) -> dict[str, Any]:
+    """Actor options that keep an actor on the driver's node (as long as that node lives)."""
+    options: dict[str, Any] = {"num_cpus": 0}
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node = ray.get_runtime_context().get_node_id()
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+    except Exception:  # noqa: BLE001 - Ray client: the driver is on no node
+        pass
+    return options
+
+
 def _quiet_shutdown(ray: Any) -> None:
     try:
         ray.shutdown()
@@ -201,11 +213,11 @@ def _quiet_shutdown(ray: Any) -> None:
         pass
 
 
-def _join(ray: Any, address: str, shown: str, otherwise: str) -> None:
+def _join(ray: Any, address: str, shown: str, otherwise: str, runtime_env: dict[str, Any] | None = None) -> None:
     """``ray.init`` to join the cluster at ``address``; a failure becomes a SweepError that says
     what to do (``otherwise``: the other choice the user has)."""
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+        ray.init(address=address, include_dashboard=False, log_to_driver=True, runtime_env=runtime_env or None)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, ValueError, RuntimeError...
         _quiet_shutdown(ray)
         cause = _root_cause(exc)
@@ -223,12 +235,12 @@ def _join(ray: Any, address: str, shown: str, otherwise: str) -> None:
         ) from exc
 
 
-def _start_local(ray: Any, workers: int, num_cpus: float) -> int:
+def _start_local(ray: Any, workers: int, num_cpus: float, runtime_env: dict[str, Any] | None = None) -> int:
     """Start a private local Ray with the CPUs the sweep needs; return how many."""
     cpus = max(1, int(workers * num_cpus + 0.999))
     try:
         # "local" starts a new Ray whatever RAY_ADDRESS or an address file says.
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, runtime_env=runtime_env or None)
     except Exception as exc:  # noqa: BLE001
         _quiet_shutdown(ray)
         logs = os.path.join(os.path.dirname(_address_file()), "session_latest", "logs")
@@ -241,11 +253,16 @@ def _start_local(ray: Any, workers: int, num_cpus: float) -> int:
 
 
 def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus: float, num_gpus: float,
-                default_workers: int) -> RayConnection:
+                default_workers: int, runtime_env: dict[str, Any] | None = None,
+                shipment: Shipment | None = None) -> RayConnection:
     """Join or start Ray for a sweep as ``ray_address`` says (see the module's docstring).
 
     ``workers=None`` takes ``default_workers`` on a private Ray, and as many as fit on a
-    joined cluster.
+    joined cluster. A private Ray gets the user's ``runtime_env``; a joined cluster gets the
+    ``shipment``'s, which adds the driver's code to it.
+
+    Examples:
+        connection = connect_ray(ray, "10.0.0.5:6379", 2, num_cpus=1, num_gpus=0, default_workers=2)
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     private = "pass ray_address='local' for a private Ray on this machine"
@@ -298,7 +315,7 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
 
     if join is None:
         count = workers or default_workers
-        cpus = _start_local(ray, count, num_cpus)
+        cpus = _start_local(ray, count, num_cpus, runtime_env)
         try:  # the CPUs were sized to the sweep; GPUs are the machine's (fewer workers by default)
             fitted, _ = _fit(ray, "This machine", workers, num_cpus, num_gpus,
                              fix=", or join a cluster that has them with ray_address")
@@ -308,8 +325,9 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
         count = min(count, fitted)
         return RayConnection(True, count, f"ray: started a private local Ray ({_plural(cpus, 'CPU')}) "
                                           f"for this sweep{stale}")
+    shipped = shipment.runtime_env if shipment is not None else runtime_env
     _join(ray, join, shown, private if address is None else
-          "pass ray_address=None (or 'local') for a private Ray")
+          "pass ray_address=None (or 'local') for a private Ray", shipped)
     where = _where(ray, shown)
     try:
         count, busy = _fit(ray, f"The Ray cluster at {where}", workers, num_cpus, num_gpus,
@@ -320,14 +338,22 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
         raise
     return RayConnection(True, count, f"ray: joined the running cluster at {where} "
                                       f"({_plural(total.get('CPU', 0), 'CPU')}, "
-                                      f"{_plural(total.get('GPU', 0), 'GPU')}; {count} workers){busy}")
+                                      f"{_plural(total.get('GPU', 0), 'GPU')}; {count} workers){busy}",
+                         shipped=shipment is not None)
 
 
 class RayPool(Pool):
-    """Ray actors reporting through one Ray queue, on the cluster that :func:`connect_ray` got."""
+    """Ray actors reporting through one Ray queue, on the cluster that :func:`connect_ray` got.
+
+    ``main_path`` is the driver's script for the actors to import: its own path on a private
+    Ray (whose actors also get the driver's ``sys.path``, as ``sys_path``), or its path inside
+    the shipped working_dir on a joined cluster. ``actor_env`` is a runtime_env for the actors
+    alone (the user's, on a Ray this process was already connected to).
+    """
 
     def __init__(self, payload: bytes, workers: int, *, num_cpus: float, num_gpus: float,
-                 main_path: str | None, owns_ray: bool) -> None:
+                 main_path: str | None, owns_ray: bool, sys_path: list[str] | None = None,
+                 actor_env: dict[str, Any] | None = None) -> None:
         import ray
         from ray.util.queue import Queue
 
@@ -336,26 +362,48 @@ class RayPool(Pool):
         from runmanager.worker import RunActor
 
         try:
-            self._queue = Queue()
+            # On the driver's node, so that it outlives any worker node, and without CPUs, so
+            # that a head started with --num-cpus=0 takes it.
+            self._queue = Queue(actor_options=_on_this_node(ray))
         except BaseException:
             if owns_ray:
                 ray.shutdown()
             raise
         # Two calls at a time: a run waiting after an epoch gets the driver's pruning verdict.
-        self._actor = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=0, max_concurrency=2)(RunActor)
+        options: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_restarts": 0,
+                                   "max_concurrency": 2}
+        if actor_env:
+            options["runtime_env"] = actor_env
+        try:
+            self._actor = ray.remote(**options)(RunActor)
+        except ValueError as exc:  # Ray refuses local paths in an actor's runtime_env
+            self.close([])
+            raise InvalidArgumentError(
+                f"runtime_env={actor_env!r} cannot be given to the actors of the Ray this process is "
+                f"already connected to ({_root_cause(exc)}). Pass it to your own ray.init(runtime_env=...) "
+                "instead, or call ray.shutdown() first and let the sweep join the cluster."
+            ) from None
         self._payload = payload
         self._main_path = main_path
+        self._sys_path = sys_path
         self._threads = max(1, int(num_cpus))
+        self._share_gpu = 0 < num_gpus < 1  # several actors on one GPU: TensorFlow must not take it all
+        self._needs = {"CPU": num_cpus, "GPU": num_gpus}
         self._refs: dict[int, Any] = {}
 
     def start(self, slot: Slot) -> None:
         slot.generation += 1
-        # Actors import train's module as the driver does: they get the driver's sys.path
-        # (a runtime_env would do it too, at about 1.5 s more per actor start).
         slot.handle = self._actor.remote(slot.index, slot.generation, self._payload, self._queue, self._threads,
-                                         self._main_path, [p for p in sys.path if p])
+                                         self._main_path, self._sys_path, self._share_gpu)
         slot.runs_done = 0
         self._refs.pop(slot.index, None)
+
+    def can_replace(self, slot: Slot, slots: list[Slot]) -> bool:
+        """Whether the cluster, as it is now (a node may have died), holds one more actor beside
+        the other live ones; else the slot is retired and the sweep goes on with fewer workers."""
+        total = self._ray.cluster_resources()
+        live = sum(other.handle is not None for other in slots if other is not slot) + 1
+        return all(live * per <= total.get(name, 0) + 1e-9 for name, per in self._needs.items() if per > 0)
 
     def submit(self, slot: Slot, task: Task) -> None:
         self._refs[slot.index] = slot.handle.run.remote(task.number, task.params, task.seed)
@@ -404,22 +452,33 @@ class RayPool(Pool):
 class RayExecutor(PoolExecutor):
     """``executor="ray"``: ``workers`` long-lived actors on the Ray cluster ``address`` names, or
     on a private local Ray started for the sweep (see the module's docstring);
-    ``num_cpus``/``num_gpus`` per actor.
+    ``num_cpus``/``num_gpus`` per actor (a fraction of a GPU packs several runs on one);
+    ``runtime_env``: the user's Ray runtime environment (pip packages, env vars), to which the
+    driver's code is added on a joined cluster.
 
     Examples:
         m.sweep(train, grid, executor="ray", workers=2)
     """
 
     def __init__(self, workers: int | None, *, max_runs_per_worker: int, address: str | None,
-                 num_cpus: float, num_gpus: float) -> None:
+                 num_cpus: float, num_gpus: float, runtime_env: dict[str, Any] | None = None) -> None:
         check_ray_address(address)
         count = workers or max(1, int((os.cpu_count() or 1) // max(num_cpus, 1)))
         super().__init__(count, max_runs_per_worker=max_runs_per_worker)
         self.workers = workers
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
+        self.runtime_env = runtime_env
+        self.shipment = Shipment()
 
     def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
-        return worker_payload(manager, train, tuple(search.fields), by_value=True, pruning=self.judge is not None)
+        fields, pruning = tuple(search.fields), self.judge is not None
+        try:
+            self.shipment = plan_shipment((manager, train, fields, pruning), self.runtime_env,
+                                          what=f"train={getattr(train, '__qualname__', repr(train))}")
+        except ImportError:
+            raise missing_extra("ray", "ray", 'executor="ray"') from None
+        return worker_payload(manager, train, fields, by_value=True, pruning=pruning,
+                              always_by_value=self.shipment.by_value)
 
     def make_pool(self, payload: bytes) -> Pool:
         try:
@@ -427,9 +486,23 @@ class RayExecutor(PoolExecutor):
             import ray.util.queue  # noqa: F401 - the pool's queue
         except ImportError:
             raise missing_extra("ray", "ray", 'executor="ray"') from None
+        shipment = self.shipment
         connection = connect_ray(ray, self.address, self.workers, num_cpus=self.num_cpus,
-                                 num_gpus=self.num_gpus, default_workers=self.capacity)
+                                 num_gpus=self.num_gpus, default_workers=self.capacity,
+                                 runtime_env=self.runtime_env, shipment=shipment)
         self.capacity = connection.workers  # a joined cluster sizes the default number of workers
         self.manager.note(connection.note)
+        if connection.shipped:  # the actors find the code in their working_dir and py_modules
+            if shipment.note:
+                self.manager.note(f"ray: {shipment.note}")
+            return RayPool(payload, self.capacity, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                           main_path=shipment.main, owns_ray=connection.owns)
+        # A private Ray, or this process's own: the actors see the driver's files.
+        actor_env = None if connection.owns else self.runtime_env
+        if not connection.owns and set(shipment.runtime_env) - set(self.runtime_env or {}):
+            self.manager.note("ray: the driver's code is not shipped to a Ray that this process joined itself; "
+                              "on nodes without the driver's files, pass runtime_env={'working_dir': ...} to "
+                              "ray.init, or let the sweep join the cluster (ray_address)")
         return RayPool(payload, self.capacity, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
-                       main_path=_main_script(), owns_ray=connection.owns)
+                       main_path=main_script(), owns_ray=connection.owns, sys_path=[p for p in sys.path if p],
+                       actor_env=actor_env)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# GPU check, for a machine with an NVIDIA GPU (under 5 minutes):
+#   bash benchmarks/gpu_check.sh
+# Installs what it needs into .venv-gpu (TensorFlow with CUDA, Ray, runmanager from this
+# checkout), shows the GPUs (nvidia-smi), then runs one small sweep on each executor with
+# GPUs -- sequential, processes (two workers sharing GPU 0), ray with num_gpus=0.5 (two runs
+# packed on one GPU) -- and the same sequential sweep with the GPU hidden. Each epoch row
+# says where its run ran: the process, CUDA_VISIBLE_DEVICES, the logical GPUs TensorFlow sees
+# (tf.config.list_logical_devices) and the device of the model's weights; the last table is
+# the time per run against CPU. Set PYTHON to use another interpreter, SKIP_INSTALL=1 to use
+# the current environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2 RAY_USAGE_STATS_ENABLED=0 KERAS_BACKEND=tensorflow
+
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+else
+  echo "nvidia-smi not found: no NVIDIA GPU here; the sweeps below run on CPU only" >&2
+fi
+
+PY=${PYTHON:-python3}
+if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
+  "$PY" -m venv .venv-gpu
+  PY=.venv-gpu/bin/python
+  "$PY" -m pip install -q --upgrade pip
+  if command -v nvidia-smi >/dev/null; then
+    "$PY" -m pip install -q "tensorflow[and-cuda]"
+  else
+    "$PY" -m pip install -q tensorflow-cpu
+  fi
+  "$PY" -m pip install -q -e ".[ray]"
+fi
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cp benchmarks/gpu_check.py "$WORK/gpu_check.py"
+cd "$WORK"
+timeout 270 "$PY" gpu_check.py
