@@ -94,10 +94,10 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
         >>> frame = pd.DataFrame({"lr": [0.1, 0.01], "runs": [3, 3], "acc_mean": [0.9, 0.8],
         ...                       "acc_std": [0.01, 0.02]})
         >>> print(format_table(frame, "github", params=["lr"]))
-        | lr   |   runs | acc                     |
-        |:-----|-------:|:------------------------|
-        | 0.1  |      3 | **0.9000 ± 0.0100**     |
-        | 0.01 |      3 | 0.8000 ± 0.0200         |
+        |   lr |   runs |                 acc |
+        |------|--------|---------------------|
+        |  0.1 |      3 | **0.9000 ± 0.0100** |
+        | 0.01 |      3 |     0.8000 ± 0.0200 |
     """
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"Unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}.")
