@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-__all__ = ["LiveTable", "format_frame", "format_value", "in_jupyter"]
+__all__ = ["LiveTable", "format_value", "in_jupyter"]
 
 _DURATIONS = ("epoch_duration", "run_duration")
 _MAX_TEXT = 24
@@ -176,22 +176,3 @@ class LiveTable:
             self._handle = display(HTML(self.html), display_id=True)
         else:
             self._handle.update(HTML(self.html))
-
-
-def format_frame(frame: Any, params: Sequence[str] = ()) -> str:
-    """A whole DataFrame as an aligned table, cells formatted as in the live table.
-
-    Examples:
-        >>> import pandas as pd
-        >>> print(format_frame(pd.DataFrame({"run": [1], "loss": [0.25], "lr": [0.001]}), params=["lr"]))
-          run    loss     lr
-        -----  ------  -----
-            1  0.2500  0.001
-    """
-    columns = list(frame.columns)
-    rows = [
-        [format_value(c, None if v != v else v, param=c in params) for c, v in zip(columns, values)]
-        for values in frame.itertuples(index=False, name=None)
-    ]
-    aligns = ["right" if frame[c].dtype.kind in "iuf" or c in _DURATIONS else "left" for c in columns]
-    return tabulate(rows, headers=columns, tablefmt="simple", disable_numparse=True, colalign=aligns)

@@ -8,7 +8,8 @@ import pytest
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 
-from runmanager.display import LiveTable, format_frame, format_value
+from runmanager.display import LiveTable, format_value
+from runmanager.tables import format_table
 
 
 def test_terminal_table_prints_header_once_and_aligned_rows():
@@ -73,8 +74,8 @@ def test_jupyter_table_is_one_display_updated_in_place():
     assert "0.3333" in messages[-1]["html"]
 
 
-def test_format_frame_aligns_numbers_right():
+def test_a_plain_table_aligns_numbers_right():
     import pandas as pd
 
-    text = format_frame(pd.DataFrame({"run": [1, 10], "status": ["completed", "failed"]}))
+    text = format_table(pd.DataFrame({"run": [1, 10], "status": ["completed", "failed"]}))
     assert text.splitlines()[2:] == ["    1  completed", "   10  failed"]
