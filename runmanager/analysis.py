@@ -43,11 +43,22 @@ def metric_columns(frame: Any) -> list[str]:
     return [c for c in found if c != "best_epoch"]
 
 
-def numeric_columns(frame: Any, columns: list[str]) -> list[str]:
-    """Those of ``columns`` that hold numbers (not bools, not text)."""
+def is_numeric(values: Any) -> bool:
+    """True for a column of numbers (not bools, not text).
+
+    Examples:
+        >>> import pandas as pd
+        >>> is_numeric(pd.Series([1.5, 2])), is_numeric(pd.Series([True])), is_numeric(pd.Series(["a"]))
+        (True, False, False)
+    """
     import pandas as pd
 
-    return [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    return bool(pd.api.types.is_numeric_dtype(values)) and not pd.api.types.is_bool_dtype(values)
+
+
+def numeric_columns(frame: Any, columns: list[str]) -> list[str]:
+    """Those of ``columns`` that hold numbers (not bools, not text)."""
+    return [c for c in columns if is_numeric(frame[c])]
 
 
 def summary_of(source: Any) -> Any:

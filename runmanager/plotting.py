@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from runmanager.analysis import is_numeric, metric_columns, numeric_columns
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, missing_extra
 
 __all__ = ["curves_figure", "require_matplotlib", "effects_figure", "influence", "parallel_figure", "plot"]
@@ -46,8 +47,6 @@ def epoch_rows(source: Any) -> Any:
 
 def epoch_metrics(frame: Any) -> list[str]:
     """The numeric metric columns of epoch rows."""
-    from runmanager.analysis import metric_columns, numeric_columns
-
     return numeric_columns(frame, metric_columns(frame))
 
 
@@ -71,10 +70,9 @@ def _check_param(by: Any, params: Sequence[str]) -> None:
         )
 
 
-def _is_numeric(values: Any) -> bool:
-    import pandas as pd
-
-    return bool(pd.api.types.is_numeric_dtype(values)) and not pd.api.types.is_bool_dtype(values)
+def _label(value: Any) -> Any:
+    """A param value as a group or a legend shows it: a missing one (None, NaN) is ``"None"``."""
+    return "None" if value is None or value != value else value
 
 
 def _levels(values: Any) -> Any:
@@ -82,9 +80,9 @@ def _levels(values: Any) -> Any:
     more than ``MAX_LEVELS`` distinct values."""
     import pandas as pd
 
-    if _is_numeric(values) and values.nunique() > MAX_LEVELS:
+    if is_numeric(values) and values.nunique() > MAX_LEVELS:
         return pd.qcut(values, 5, duplicates="drop")
-    return values.map(lambda v: "None" if v is None or v != v else v)
+    return values.map(_label)
 
 
 def influence(per_run: Any, params: Sequence[str], metric: str) -> dict[str, float]:
@@ -118,23 +116,23 @@ def _colour_by(values: Any) -> tuple[list[Any], Any]:
     import matplotlib
     from matplotlib.colors import LogNorm, Normalize
 
-    if _is_numeric(values) and values.nunique() > MAX_LEVELS:
+    if is_numeric(values) and values.nunique() > MAX_LEVELS:
         cmap = matplotlib.colormaps["viridis"]
         low, high = float(values.min()), float(values.max())
         norm = LogNorm(low, high) if low > 0 and high / low >= 100 else Normalize(low, high)
         return [cmap(norm(v)) if v == v else "grey" for v in values], ("scale", (cmap, norm))
-    distinct = list(dict.fromkeys(values.map(lambda v: "None" if v is None or v != v else v)))
+    distinct = list(dict.fromkeys(values.map(_label)))
     try:
         distinct.sort()
     except TypeError:
         pass
-    if _is_numeric(values):
+    if is_numeric(values):
         cmap = matplotlib.colormaps["viridis"]
         palette = {v: cmap(0.85 * i / max(len(distinct) - 1, 1)) for i, v in enumerate(distinct)}  # no pale yellow
     else:
         cmap = matplotlib.colormaps["tab10"]
         palette = {v: cmap(i % 10) for i, v in enumerate(distinct)}
-    colours = [palette["None" if v is None or v != v else v] for v in values]
+    colours = [palette[_label(v)] for v in values]
     return colours, ("legend", [(str(v), palette[v]) for v in distinct])
 
 
@@ -165,7 +163,7 @@ def curves_figure(frame: Any, metric: str, by: str | None, *, bands: bool = Fals
     ax = fig.add_subplot()
     data = frame[frame[metric].map(lambda v: isinstance(v, (int, float)) and math.isfinite(v))]
     if bands and group:
-        keys = [data[name].map(lambda v: "None" if v is None or v != v else v) for name in group]
+        keys = [data[name].map(_label) for name in group]
         curves = data.groupby(keys, sort=False, dropna=False)
     else:
         curves = data.groupby("run", sort=True)
@@ -245,7 +243,7 @@ def _axis_positions(values: Any, *, metric: bool = False) -> tuple[Any, list[tup
 
     from runmanager.display import format_value
 
-    if _is_numeric(values) and values.notna().any():
+    if is_numeric(values) and values.notna().any():
         numbers = values.astype(float)
         low, high = float(numbers.min()), float(numbers.max())
         log = low > 0 and high / low >= 100
@@ -258,7 +256,7 @@ def _axis_positions(values: Any, *, metric: bool = False) -> tuple[Any, list[tup
             ticks = [(float((scale(v) - lo) / span), format_value("", float(v), param=True))
                      for v in sorted(numbers.dropna().unique())]
         return positions.fillna(-0.05), ticks
-    labels = values.map(lambda v: "None" if v is None or v != v else str(v))
+    labels = values.map(lambda v: str(_label(v)))
     distinct = sorted(labels.unique())
     where = {label: (i / (len(distinct) - 1) if len(distinct) > 1 else 0.5) for i, label in enumerate(distinct)}
     return labels.map(where).astype(float), [(where[label], label) for label in distinct]

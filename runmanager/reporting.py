@@ -88,27 +88,14 @@ def _cell(column: str, value: Any, params: Sequence[str]) -> str:
 
 def _table(frame: Any, params: Sequence[str] = (), *, scroll: bool = False) -> str:
     """An HTML table of ``frame``; an aggregated frame shows ``mean ± std`` cells."""
-    from runmanager.display import format_value
-    from runmanager.tables import mean_std_columns
+    from runmanager.tables import mean_std_text, shown_columns
 
-    combined = mean_std_columns(frame)
-    columns = [c for c in frame.columns
-               if not any(c in (f"{m}_std", f"{m}_ci95") for m in combined)]
-    head = "".join(f"<th>{html.escape(c[:-5] if c[:-5] in combined and c.endswith('_mean') else c)}</th>"
-                   for c in columns)
+    columns, combined = shown_columns(frame)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for row in frame.to_dict("records"):  # ints stay ints
-        cells = []
-        for column in columns:
-            metric = column[:-5] if column.endswith("_mean") and column[:-5] in combined else None
-            if metric is None:
-                cells.append(_cell(column, row[column], params))
-                continue
-            mean, std = row[column], row[f"{metric}_std"]
-            text = "" if mean != mean else format_value(metric, mean)
-            if text and std == std:
-                text += " ± " + format_value(metric, std)
-            cells.append(f'<td class="num">{html.escape(text)}</td>')
+        cells = [f'<td class="num">{html.escape(mean_std_text(c, row[f"{c}_mean"], row[f"{c}_std"]))}</td>'
+                 if c in combined else _cell(c, row[c], params) for c in columns]
         body.append("<tr>" + "".join(cells) + "</tr>")
     table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     return f'<div class="scroll">{table}</div>' if scroll else table

@@ -19,7 +19,7 @@ from runmanager.display import format_value
 from runmanager.errors import InvalidArgumentError
 from runmanager.events import default_mode
 
-__all__ = ["FORMATS", "format_table", "latex_table", "mean_std_columns"]
+__all__ = ["FORMATS", "format_table", "latex_table", "mean_std_columns", "mean_std_text", "shown_columns"]
 
 #: The table formats ``format_table`` and ``runmanager show --format`` know.
 FORMATS = ("plain", "github", "latex", "csv")
@@ -72,6 +72,36 @@ def mean_std_columns(frame: Any) -> list[str]:
             if c.endswith("_mean") and c[: -len("_mean")] + "_std" in columns]
 
 
+def shown_columns(frame: Any) -> tuple[list[str], list[str]]:
+    """The columns a table of ``frame`` shows, and the metrics among them: an aggregated
+    frame's ``<m>_mean``, ``<m>_std`` and ``<m>_ci95`` show as one column ``<m>``.
+
+    Examples:
+        >>> import pandas as pd
+        >>> shown_columns(pd.DataFrame(columns=["lr", "loss_mean", "loss_std", "loss_ci95"]))
+        (['lr', 'loss'], ['loss'])
+    """
+    combined = mean_std_columns(frame)
+    hidden = {f"{metric}_{stat}" for metric in combined for stat in ("std", "ci95")}
+    means = {f"{metric}_mean": metric for metric in combined}
+    return [means.get(c, c) for c in frame.columns if c not in hidden], combined
+
+
+def mean_std_text(metric: str, mean: Any, std: Any, plus_minus: str = " ± ") -> str:
+    """A ``mean ± std`` cell; only the mean for a single run (NaN std), empty without a mean.
+
+    Examples:
+        >>> mean_std_text("loss", 0.25, 0.0123), mean_std_text("loss", 0.25, float("nan"))
+        ('0.2500 ± 0.0123', '0.2500')
+    """
+    if not isinstance(mean, float) or math.isnan(mean):
+        return ""  # no completed run to average
+    text = format_value(metric, mean)
+    if isinstance(std, float) and not math.isnan(std):
+        text += plus_minus + format_value(metric, std)
+    return text
+
+
 def _is_best(value: Any, best: float) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value == best
 
@@ -103,16 +133,8 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
         raise InvalidArgumentError(f"Unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}.")
     if fmt == "csv":
         return frame.to_csv(index=False).rstrip("\n")
-    combined = mean_std_columns(frame)
+    columns, combined = shown_columns(frame)
     modes = modes or {}
-    columns: list[str] = []  # shown columns: a plain column, or a metric standing for its mean and std
-    for column in frame.columns:
-        if column.endswith("_std") and column[: -len("_std")] in combined:
-            continue
-        if column.endswith("_ci95") and column[: -len("_ci95")] in combined:
-            continue
-        columns.append(column[: -len("_mean")] if column.endswith("_mean") and column[: -len("_mean")] in combined
-                       else column)
     best: dict[str, float] = {}
     for metric in combined:
         means = frame[f"{metric}_mean"].astype(float)
@@ -123,13 +145,9 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
 
     def cell(column: str, row: Any) -> str:
         if column in combined:
-            mean, std = row[f"{column}_mean"], row[f"{column}_std"]
-            if not isinstance(mean, float) or math.isnan(mean):
-                return ""  # no completed run to average
-            text = format_value(column, mean)
-            if isinstance(std, float) and not math.isnan(std):
-                text += (r" $\pm$ " if latex else " ± ") + format_value(column, std)
-            if fmt != "plain" and column in best and _is_best(mean, best[column]):
+            mean = row[f"{column}_mean"]
+            text = mean_std_text(column, mean, row[f"{column}_std"], r" $\pm$ " if latex else " ± ")
+            if text and fmt != "plain" and column in best and _is_best(mean, best[column]):
                 return rf"\textbf{{{text}}}" if latex else f"**{text}**"
             return text
         value = row[column]
