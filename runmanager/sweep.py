@@ -169,7 +169,7 @@ class Sweep:
         self._next_number = results.next_number
         self._seen: set[str] = set()
         self._in_flight: dict[int, Task] = {}
-        self._judged: set[tuple[int, int]] = set()  # (run, epoch) the pruner was told
+        self._judged: dict[int, int] = {}  # run in flight -> the last epoch the pruner was told of
 
     def next_task(self) -> Task | None:
         """The next run to do, numbered, or ``None`` when the search has no more.
@@ -266,13 +266,14 @@ class Sweep:
                 f"{event.epoch} (it logged {', '.join(event.metrics) or 'no metric'}); pass one of those "
                 "to the pruner."
             )
-        if (event.run, event.epoch) in self._judged:
+        if event.epoch <= self._judged.get(event.run, 0):
             return False  # a retried run (its worker died) passing an epoch it passed before
-        self._judged.add((event.run, event.epoch))
+        self._judged[event.run] = event.epoch
         return self.pruner.report(event.run, event.epoch, value)
 
     def _ended(self, task: Task, status: Status) -> None:
         del self._in_flight[task.number]
+        self._judged.pop(task.number, None)
         record = self.results.runs[task.number]
         try:
             self.search.tell(task.run, record)
