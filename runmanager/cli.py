@@ -18,7 +18,7 @@ import functools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,22 +68,26 @@ def _backends(log_dir: str) -> str:
     return "\n".join(f"{key}: runs {', '.join(map(str, numbers))}" for key, numbers in groups.items())
 
 
-def _where(frame: Any, expression: str, *, also: Any = None) -> Any:
-    """The rows of ``frame`` (or of ``also`` when the expression names its columns) that match."""
+def _where(frame: Any, expression: str, *, also: Callable[[], Any] | None = None) -> Any:
+    """The rows of ``frame`` that match; when the expression names columns ``frame`` lacks, the
+    rows of ``also()`` (the aggregated table, built only then) that match."""
     from runmanager.errors import InvalidArgumentError
 
-    for candidate in (frame, also):
-        if candidate is None:
-            continue
+    other = None
+    try:
+        return frame.query(expression, engine="python")
+    except Exception as exc:  # pandas raises many kinds: SyntaxError, NameError, TypeError, ...
+        error = exc
+    if also is not None and isinstance(error, NameError):
+        other = also()
         try:
-            return candidate.query(expression, engine="python")
-        except Exception as exc:  # pandas raises many kinds: SyntaxError, NameError, TypeError, ...
+            return other.query(expression, engine="python")
+        except Exception as exc:  # noqa: BLE001 - as above
             error = exc
-            if also is not None and candidate is frame and isinstance(exc, NameError):
-                continue  # maybe a column of the aggregated table
-            break
+    if also is not None and other is None:
+        other = also()  # its columns, for the message
     message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    columns = dict.fromkeys([*frame.columns, *([] if also is None else also.columns)])
+    columns = dict.fromkeys([*frame.columns, *([] if other is None else other.columns)])
     raise InvalidArgumentError(
         f"--where {expression!r} failed: {message}. Columns: {', '.join(map(str, columns))}; "
         "write a pandas query such as \"lr < 0.01 and status == 'completed'\"."
@@ -113,10 +117,11 @@ def _show(args: argparse.Namespace) -> int:
         if args.metric not in metrics:
             raise InvalidArgumentError(f"Unknown metric {args.metric!r}; the runs logged {', '.join(metrics)}.")
     if args.aggregate:
-        table = aggregate(frame, args.metric, mode)
         if args.where:  # over the runs' columns, else over the aggregated table's
-            selected = _where(frame, args.where, also=table)
+            selected = _where(frame, args.where, also=lambda: aggregate(frame, args.metric, mode))
             table = aggregate(selected, args.metric, mode) if "status" in selected.columns else selected
+        else:
+            table = aggregate(frame, args.metric, mode)
         params = [name for name in params if name != REPEAT]
         modes = {args.metric: mode} if args.metric else {}
         print(format_table(table, args.format, params=params, modes=modes))
