@@ -184,15 +184,7 @@ def test_ctrl_c_stops_all_workers_and_leaves_consistent_files(tmp_path):
     # A new session, so Ctrl-C can go to the whole process group as a terminal sends it.
     driver = subprocess.Popen([sys.executable, str(script), str(log_dir)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        assert time.monotonic() < deadline and driver.poll() is None, driver.stderr.read() if driver.poll() else "slow"
-        try:
-            if len(load_results(log_dir)) >= 4:
-                break
-        except Exception:  # noqa: BLE001 - the journal does not exist yet
-            pass
-        time.sleep(0.2)
+    training.wait_for_epochs(driver, log_dir, 4)
     workers = [p.pid for p in psutil.Process(driver.pid).children(recursive=True)]
     os.killpg(driver.pid, signal.SIGINT)
     driver.wait(timeout=60)

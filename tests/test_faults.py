@@ -47,19 +47,6 @@ def start_driver(tmp_path, log_dir, executor, epochs, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_epochs(process, log_dir, count, timeout=120):
-    deadline = time.monotonic() + timeout
-    while True:
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the sweep did not get going"
-        try:
-            if len(load_results(log_dir)) >= count:
-                return
-        except Exception:  # noqa: BLE001 - the journal does not exist yet
-            pass
-        time.sleep(0.05)
-
-
 def assert_exports_match_the_journal(log_dir):
     # CSV cannot tell the string "1" from 1: WorkerInfoManager's text columns are compared through JSON.
     text = ["cuda", "threads"]
@@ -73,7 +60,7 @@ def assert_exports_match_the_journal(log_dir):
 def test_sigterm_ends_a_sequential_sweep_like_ctrl_c_with_status_143_and_resume_finishes(tmp_path):
     log_dir = tmp_path / "sweep"
     driver = start_driver(tmp_path, log_dir, "sequential", 40)
-    wait_for_epochs(driver, log_dir, 3)
+    training.wait_for_epochs(driver, log_dir, 3)
     driver.send_signal(signal.SIGTERM)
     out, err = driver.communicate(timeout=60)
     assert driver.returncode == 143, err[-3000:]
@@ -92,7 +79,7 @@ def test_sigterm_ends_a_sequential_sweep_like_ctrl_c_with_status_143_and_resume_
 def test_sigterm_to_the_driver_of_worker_processes_stops_them_and_records_their_runs(tmp_path):
     log_dir = tmp_path / "sweep"
     driver = start_driver(tmp_path, log_dir, "processes", 200)
-    wait_for_epochs(driver, log_dir, 4)
+    training.wait_for_epochs(driver, log_dir, 4)
     workers = [p.pid for p in psutil.Process(driver.pid).children(recursive=True)]
     driver.send_signal(signal.SIGTERM)
     out, err = driver.communicate(timeout=90)
@@ -108,7 +95,7 @@ def test_sigterm_to_the_driver_of_worker_processes_stops_them_and_records_their_
 def test_sigterm_to_one_worker_ends_its_run_interrupted_and_the_sweep_goes_on(tmp_path):
     log_dir = tmp_path / "sweep"
     driver = start_driver(tmp_path, log_dir, "processes", 60)
-    wait_for_epochs(driver, log_dir, 2)
+    training.wait_for_epochs(driver, log_dir, 2)
     latest = load_results(log_dir).iloc[-1]  # each row says which worker process ran it
     victim_run = int(latest["run"])
     psutil.Process(int(latest["pid"])).send_signal(signal.SIGTERM)

@@ -51,6 +51,26 @@ def _free_port() -> int:
     return _free_ports(1)[0]
 
 
+def end_group(proc: subprocess.Popen, grace: float = 3) -> None:
+    """End the process group of ``proc`` (a ``ray start --block`` node in a session of its own) and
+    nothing else: SIGTERM, then SIGKILL to what is left after ``grace`` s (0: SIGKILL at once).
+
+    SIGTERM ends the GCS and raylet at once, but ``ray start --block`` itself then "drains" for
+    30 s: the others get a moment to shut down cleanly, then what is left is killed."""
+    try:
+        if grace:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    proc.wait(timeout=20)
+
+
 def _reset_auth() -> None:
     """Make this process see RAY_AUTH_MODE again (Ray caches it, and a private ray.init sets it)."""
     try:
@@ -159,16 +179,7 @@ class Head:
 
     def stop(self) -> None:
         """End the head's process group (and nothing else); remove the address file it left."""
-        # SIGTERM ends the GCS and raylet at once, but `ray start --block` itself then "drains"
-        # for 30 s: give the others a moment to shut down cleanly, then kill what is left.
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=3)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=20)
+        end_group(self.proc)
         if self.address_file.exists() and self.address_file.read_text().strip().endswith(f":{self.port}"):
             self.address_file.unlink()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import training
-from test_ray_cluster import RAY_CLI, Head, _free_ports, ray_tmp  # noqa: F401 - ray_tmp is a fixture
+from test_ray_cluster import RAY_CLI, Head, _free_ports, end_group, ray_tmp  # noqa: F401 - ray_tmp is a fixture
 
 from runmanager import RunManager, load_results, load_summary
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError
@@ -62,20 +61,10 @@ class Node:
 
     def kill(self) -> None:
         """The node dies at once, as a machine that loses power: its raylet and workers, SIGKILL."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=20)
+        end_group(self.proc, grace=0)
 
     def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=3)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            self.kill()
+        end_group(self.proc)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+import training
 
 from runmanager import LogDirError, RunManager, load_results, load_summary
 from runmanager.lock import LOCK_NAME, read_holder
@@ -107,15 +108,7 @@ def test_two_writers_started_together_never_both_run_a_run(tmp_path):
 def test_the_lock_of_a_killed_writer_is_taken_over_and_the_sweep_resumes(tmp_path):
     log_dir = tmp_path / "sweep"
     victim = start(tmp_path, log_dir, 3, 20, 0.05)
-    deadline = time.monotonic() + 60
-    while True:
-        assert time.monotonic() < deadline and victim.poll() is None, "the writer did not get going"
-        try:
-            if len(load_results(log_dir)) >= 2:
-                break
-        except Exception:  # noqa: BLE001 - the journal does not exist yet
-            pass
-        time.sleep(0.05)
+    training.wait_for_epochs(victim, log_dir, 2, timeout=60)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert read_holder(log_dir)["pid"] == victim.pid  # left behind by the dead process

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from runmanager import RunManager
+from runmanager import RunManager, load_results
 
 
 @functools.cache
@@ -143,3 +143,18 @@ def build_diverging_model(learning_rate: float = 1e12):
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
     return model
+
+
+def wait_for_epochs(process, log_dir, count: int, timeout: float = 120) -> None:
+    """Wait until ``log_dir`` holds ``count`` epoch rows, while ``process`` (its writer, with its
+    stderr piped) keeps running; fail with its stderr if it ends first, or after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, (process.communicate()[1] or "")[-3000:]
+        assert time.monotonic() < deadline, "the sweep did not get going"
+        try:
+            if len(load_results(log_dir)) >= count:
+                return
+        except Exception:  # noqa: BLE001 - the journal does not exist yet
+            pass
+        time.sleep(0.05)
