@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CheckpointError",
     "ColumnClashError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -68,6 +69,11 @@ class LogDirWriteError(LogDirError):
 
 class JournalError(RunManagerError, ValueError):
     """A journal file is corrupt in a way that cannot be skipped safely."""
+
+
+class CheckpointError(RunManagerError, ValueError):
+    """A run has no kept model (never checkpointed, deleted by ``keep_models``, failed before its
+    first epoch), or its checkpoint file cannot be read."""
 
 
 class SweepError(RunManagerError, RuntimeError):

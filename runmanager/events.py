@@ -23,9 +23,12 @@ from runmanager.errors import InvalidArgumentError, JournalError
 from runmanager.naming import jsonable, run_id
 
 __all__ = [
+    "CheckpointRemoved",
+    "CheckpointSaved",
     "EpochEnded",
     "Event",
     "RunEnded",
+    "RunNote",
     "RunStarted",
     "Status",
     "SweepEnded",
@@ -117,7 +120,7 @@ class Event:
 @dataclass(frozen=True)
 class SweepStarted(Event):
     """A sweep begins: the names of its parameters, how many runs it may have (None: not
-    known), how many run at once, and the metric it judges runs by (its search's or pruner's)."""
+    known), how many run at once, and the metric (and mode) it judges runs by."""
 
     TYPE: ClassVar[str] = "sweep"
     fields: tuple[str, ...]
@@ -125,6 +128,7 @@ class SweepStarted(Event):
     total: int | None = None
     workers: int = 1
     metric: str | None = None
+    mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,8 @@ class SweepEnded(Event):
 
 @dataclass(frozen=True)
 class RunStarted(Event):
-    """Run ``run`` (its number) starts with ``params``."""
+    """Run ``run`` (its number) starts with ``params``; resumed from a checkpoint, it goes on
+    after epoch ``from_epoch`` and the rows of its earlier attempt after that epoch are superseded."""
 
     TYPE: ClassVar[str] = "run_start"
     run: int
@@ -149,9 +154,10 @@ class RunStarted(Event):
     time: float = field(default_factory=time.time)
     #: the Keras backend and the versions of Keras and of the backend library, where Keras is loaded
     backend: Mapping[str, str] | None = None
+    from_epoch: int = 0
 
     @classmethod
-    def of(cls, number: int, params: Mapping[str, Any]) -> RunStarted:
+    def of(cls, number: int, params: Mapping[str, Any], from_epoch: int = 0) -> RunStarted:
         """The start of run ``number``; its id, JSON-safe params and backend are derived here.
 
         Examples:
@@ -160,7 +166,7 @@ class RunStarted(Event):
         """
         from runmanager.backend import describe
 
-        return cls(number, run_id(params), jsonable(dict(params)), backend=describe())
+        return cls(number, run_id(params), jsonable(dict(params)), backend=describe(), from_epoch=from_epoch)
 
 
 @dataclass(frozen=True)
@@ -196,7 +202,43 @@ class RunEnded(Event):
     traceback: str | None = None
 
 
-_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (SweepStarted, SweepEnded, RunStarted, EpochEnded, RunEnded)}
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """Run ``run``'s model after ``epoch`` is in ``file`` (relative to the log_dir), ``bytes`` long:
+    its ``kind`` is ``"best"`` (the run's best epoch so far) or ``"last"`` (its latest, for resume).
+    Written to the journal only once the file is complete."""
+
+    TYPE: ClassVar[str] = "checkpoint"
+    run: int
+    epoch: int
+    kind: str
+    file: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CheckpointRemoved(Event):
+    """Run ``run``'s ``kind`` checkpoint was deleted, and why (``"keep_models"``: the run fell out
+    of the k best; ``"finished"``: a run that ended needs no ``last`` to resume from)."""
+
+    TYPE: ClassVar[str] = "checkpoint_removed"
+    run: int
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunNote(Event):
+    """Something worth knowing about run ``run`` that is not a row (a checkpoint that could not be
+    read, so the run started again from epoch 1)."""
+
+    TYPE: ClassVar[str] = "note"
+    run: int
+    text: str
+
+
+_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (SweepStarted, SweepEnded, RunStarted, EpochEnded, RunEnded,
+                                                          CheckpointSaved, CheckpointRemoved, RunNote)}
 
 
 def to_dict(event: Event) -> dict[str, Any]:
@@ -211,6 +253,8 @@ def to_dict(event: Event) -> dict[str, Any]:
         data["status"] = event.status.value
     if isinstance(event, SweepStarted):
         data["fields"] = list(event.fields)
+    if isinstance(event, CheckpointSaved):
+        return {"type": event.TYPE, "event": event.TYPE, **data}  # "event": the contract's name for it
     return {"type": event.TYPE, **data}
 
 
@@ -222,12 +266,12 @@ def from_dict(data: Mapping[str, Any]) -> Event | None:
 
     Examples:
         >>> from_dict({"type": "sweep", "fields": ["lr"], "time": 0.0})
-        SweepStarted(fields=('lr',), time=0.0, total=None, workers=1, metric=None)
+        SweepStarted(fields=('lr',), time=0.0, total=None, workers=1, metric=None, mode=None)
     """
     cls = _TYPES.get(data.get("type", ""))
     if cls is None:
         return None
-    values = {k: v for k, v in data.items() if k != "type"}
+    values = {k: v for k, v in data.items() if k not in ("type", "event")}
     try:
         if cls is RunEnded:
             values["status"] = Status(values["status"])

@@ -16,7 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runmanager.errors import InvalidArgumentError
-from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status, resolve_mode
+from runmanager.events import (
+    CheckpointRemoved,
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    RunEnded,
+    RunNote,
+    RunStarted,
+    Status,
+    SweepStarted,
+    resolve_mode,
+)
 
 __all__ = ["Results", "RunRecord", "best_epoch", "fold", "params_changed", "union"]
 
@@ -34,6 +45,16 @@ class RunRecord:
     traceback: str | None = None
     run_duration: float | None = None
     backend: dict[str, str] | None = None
+    #: its checkpoint files on disk by kind ("best", "last"), as their journal events say
+    checkpoints: dict[str, CheckpointSaved] = field(default_factory=dict)
+    #: kind -> why its file was deleted ("keep_models", "finished")
+    removed: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kept_model(self) -> CheckpointSaved | None:
+        """The checkpoint ``load_model`` gives for this run: its best model, else its last one."""
+        return self.checkpoints.get("best") or self.checkpoints.get("last")
 
     def final(self, metric: str) -> float | None:
         """The last value of ``metric`` the run logged, or None."""
@@ -68,16 +89,23 @@ class Results:
         self._metrics: dict[str, None] = {}
         self._extras: dict[str, None] = {}
         self._params: dict[str, None] = {}
+        self.checkpointed = False  # a checkpoint event was seen: summaries get the checkpoint columns
+        #: the metric and mode the latest sweep judged runs by, where it named one
+        self.sweep_metric: str | None = None
+        self.sweep_mode: str | None = None
 
     def apply(self, event: Event) -> RunRecord | None:
         """Fold one event into the state; return the run it concerns (``None`` for sweep events)."""
         if isinstance(event, RunStarted):
-            # A rerun of a run (resume) starts it afresh: its old partial epochs go.
+            # A rerun of a run (resume) starts it afresh: its old epochs after the checkpoint it
+            # goes on from (all of them, without one) are superseded.
             old = self.runs.get(event.run)
-            if old is not None:
-                self.rows_count -= len(old.epochs)
             record = RunRecord(event.run, event.run_id, dict(event.params),
                                backend=dict(event.backend) if event.backend else None)
+            if old is not None:
+                record.epochs = [epoch for epoch in old.epochs if epoch.epoch <= event.from_epoch]
+                record.checkpoints, record.removed, record.notes = old.checkpoints, old.removed, old.notes
+                self.rows_count -= len(old.epochs) - len(record.epochs)
             self.runs[record.number] = record
             self.by_id[record.run_id] = record
             self._next_number = max(self._next_number, record.number + 1)
@@ -98,6 +126,23 @@ class Results:
             record.traceback = event.traceback
             record.run_duration = event.run_duration
             return record
+        if isinstance(event, CheckpointSaved):
+            record = self.runs[event.run]
+            record.checkpoints[event.kind] = event
+            record.removed.pop(event.kind, None)
+            self.checkpointed = True
+            return record
+        if isinstance(event, CheckpointRemoved):
+            record = self.runs[event.run]
+            if record.checkpoints.pop(event.kind, None) is not None:
+                record.removed[event.kind] = event.reason
+            return record
+        if isinstance(event, RunNote):
+            record = self.runs[event.run]
+            record.notes.append(event.text)
+            return record
+        if isinstance(event, SweepStarted) and event.metric is not None:
+            self.sweep_metric, self.sweep_mode = event.metric, event.mode
         return None  # sweep events describe the sweep, not its rows
 
     def forget(self, number: int) -> None:
@@ -149,16 +194,20 @@ class Results:
 
     def summary_columns(self, *, at: str = "last") -> list[str]:
         best = ["best_epoch"] if at == "best" else []
+        kept = ["checkpoint", "checkpoint_epoch"] if self.checkpointed else []
         return ["run", *self._params, "status", "epochs", *best, *self._metrics, *self._extras, "run_duration",
-                "error"]
+                *kept, "error"]
 
     @staticmethod
-    def summary_row(record: RunRecord, best: tuple[str, str] | None = None) -> dict[str, Any]:
+    def summary_row(record: RunRecord, best: tuple[str, str] | None = None, *,
+                    checkpoints: bool = False) -> dict[str, Any]:
         """One run's summary: params, status, epochs, the final value of each metric, duration, error.
 
         With ``best=(metric, mode)`` the metrics are those of the run's best epoch by ``metric``
         (the latest value of each up to that epoch), and ``best_epoch`` says which it was; a run
         that never logged a finite ``metric`` has no best epoch and shows its final values.
+        With ``checkpoints``, ``checkpoint`` (the kept model's file, relative to the log_dir; empty
+        when none) and ``checkpoint_epoch`` come before ``error``.
         """
         row: dict[str, Any] = {"run": record.number, **record.params}
         row["status"] = record.status.value
@@ -173,6 +222,10 @@ class Results:
             row.update(epoch.metrics)
             row.update(epoch.extras)
         row["run_duration"] = record.run_duration
+        if checkpoints:
+            kept = record.kept_model
+            row["checkpoint"] = "" if kept is None else kept.file
+            row["checkpoint_epoch"] = None if kept is None else kept.epoch
         row["error"] = record.error
         return row
 
@@ -197,7 +250,7 @@ class Results:
             best = (metric, mode)
         elif at != "last":
             raise InvalidArgumentError(f'at must be "last" (final epochs) or "best" (best epoch by metric), got {at!r}.')
-        rows = [self.summary_row(self.runs[number], best) for number in sorted(self.runs)]
+        rows = [self.summary_row(self.runs[number], best, checkpoints=self.checkpointed) for number in sorted(self.runs)]
         return pd.DataFrame(rows, columns=self.summary_columns(at=at))
 
 

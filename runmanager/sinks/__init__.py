@@ -18,7 +18,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, SweepEnded, SweepStarted
+from runmanager.events import (
+    CheckpointRemoved,
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    RunEnded,
+    RunNote,
+    RunStarted,
+    SweepEnded,
+    SweepStarted,
+)
 
 if TYPE_CHECKING:
     from runmanager.results import RunRecord
@@ -48,6 +58,12 @@ class Sink:
     def on_run_end(self, event: RunEnded, record: RunRecord) -> None:
         """A run ended, with any status."""
 
+    def on_checkpoint(self, event: CheckpointSaved | CheckpointRemoved, record: RunRecord) -> None:
+        """A run's model was saved to a checkpoint file (complete on disk), or such a file was deleted."""
+
+    def on_run_note(self, event: RunNote, record: RunRecord) -> None:
+        """Something worth knowing about a run that is not a row (a checkpoint that could not be read)."""
+
     def on_sweep_end(self, event: SweepEnded) -> None:
         """A sweep ended: finished, interrupted or stopped."""
 
@@ -64,7 +80,8 @@ class Sink:
         """Release files and handles; called once, after :meth:`flush`."""
 
 
-_RUN_HOOKS = {RunStarted: "on_run_start", EpochEnded: "on_epoch_end", RunEnded: "on_run_end"}
+_RUN_HOOKS = {RunStarted: "on_run_start", EpochEnded: "on_epoch_end", RunEnded: "on_run_end",
+              CheckpointSaved: "on_checkpoint", CheckpointRemoved: "on_checkpoint", RunNote: "on_run_note"}
 
 
 class SinkList(Sink):
@@ -95,7 +112,7 @@ class SinkList(Sink):
         return iter(self._sinks)
 
     def dispatch(self, event: Event, record: RunRecord | None) -> None:
-        """Send a run event (start, epoch, end) with its record to every sink."""
+        """Send a run event (start, epoch, end, checkpoint, note) with its record to every sink."""
         hook = _RUN_HOOKS[type(event)]
         for sink in self._sinks:
             getattr(sink, hook)(event, record)

@@ -27,4 +27,4 @@ class ForwardSink(Sink):
     def _forward(self, event: Event, record: RunRecord) -> None:
         self.send(event)
 
-    on_run_start = on_epoch_end = on_run_end = _forward
+    on_run_start = on_epoch_end = on_run_end = on_checkpoint = on_run_note = _forward

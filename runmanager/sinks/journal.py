@@ -34,7 +34,7 @@ class JournalSink(Sink):
         except OSError as exc:
             raise write_failure(self.journal.path.parent, exc) from exc
 
-    on_run_start = on_epoch_end = on_run_end = _write
+    on_run_start = on_epoch_end = on_run_end = on_checkpoint = on_run_note = _write
 
     def on_sweep_start(self, event: SweepStarted, search: Any) -> None:
         self._write(event)
