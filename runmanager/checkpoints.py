@@ -34,14 +34,14 @@ from runmanager.errors import (
     LogDirError,
     is_int,
 )
-from runmanager.events import CheckpointSaved, resolve_mode
+from runmanager.events import CheckpointSaved, ModelBytes, resolve_mode
 from runmanager.results import Results, RunRecord, best_epoch
 
 __all__ = [
     "CHECKPOINT_DIR",
     "Checkpoint",
     "CheckpointPlan",
-    "ModelBytes",
+    "CheckpointWriter",
     "check_checkpoint_arguments",
     "checkpoint_file",
     "load_model",
@@ -79,22 +79,6 @@ class Checkpoint:
 
     epoch: int = 0
     model: Any = None
-
-
-@dataclass(frozen=True)
-class ModelBytes:
-    """A checkpoint on its way from a worker that cannot see the log_dir to the driver, which
-    writes ``data`` to ``file`` (relative to the log_dir) and only then journals the checkpoint."""
-
-    run: int
-    epoch: int
-    kind: str
-    file: str
-    data: bytes
-
-    def saved(self) -> CheckpointSaved:
-        """The journal event of this checkpoint, once its file is written."""
-        return CheckpointSaved(self.run, self.epoch, self.kind, self.file, len(self.data))
 
 
 def check_checkpoint_arguments(checkpoint: Any, checkpoint_every: Any, keep_models: Any) -> str | None:
@@ -288,6 +272,25 @@ def read_model(path: str | os.PathLike[str], *, compile: bool = True) -> Any:
             f"{str(exc).splitlines()[0] if str(exc) else ''}). If the model has custom layers, register them "
             "with keras.saving.register_keras_serializable before loading."
         ) from exc
+
+
+class CheckpointWriter:
+    """Saves a run's model as its ``kind`` checkpoint: into ``log_dir`` where this process can see
+    it (the driver, a worker on the same machine or a shared file system), else as bytes for the
+    driver to write (a Ray node without the log_dir).
+
+    Examples:
+        event = CheckpointWriter("runs/x").save(model, 3, 5, "best")   # a CheckpointSaved
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str] | None) -> None:
+        self.log_dir = None if log_dir is None else Path(log_dir)
+
+    def save(self, model: Any, number: int, epoch: int, kind: str) -> CheckpointSaved | ModelBytes:
+        file = checkpoint_file(number, kind)
+        if self.log_dir is None:
+            return ModelBytes(number, epoch, kind, file, model_to_bytes(model))
+        return CheckpointSaved(number, epoch, kind, file, save_model(model, self.log_dir / file))
 
 
 # --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "CheckpointSaved",
     "EpochEnded",
     "Event",
+    "ModelBytes",
     "RunEnded",
     "RunNote",
     "RunStarted",
@@ -214,6 +215,27 @@ class CheckpointSaved(Event):
     kind: str
     file: str
     bytes: int
+
+
+@dataclass(frozen=True)
+class ModelBytes(Event):
+    """A checkpoint on its way from a worker that cannot see the log_dir to the driver, which
+    writes ``data`` to ``file`` (relative to the log_dir) and only then records :meth:`saved`.
+    Never written to the journal."""
+
+    TYPE: ClassVar[str] = "checkpoint_bytes"
+    run: int
+    epoch: int
+    kind: str
+    file: str
+    data: bytes
+
+    def saved(self) -> CheckpointSaved:
+        """The journal event of this checkpoint, once its file is written."""
+        return CheckpointSaved(self.run, self.epoch, self.kind, self.file, len(self.data))
+
+    def __repr__(self) -> str:  # not the megabytes of the model
+        return f"ModelBytes(run={self.run}, epoch={self.epoch}, kind={self.kind!r}, {len(self.data)} bytes)"
 
 
 @dataclass(frozen=True)

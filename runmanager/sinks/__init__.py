@@ -23,6 +23,7 @@ from runmanager.events import (
     CheckpointSaved,
     EpochEnded,
     Event,
+    ModelBytes,
     RunEnded,
     RunNote,
     RunStarted,
@@ -58,8 +59,9 @@ class Sink:
     def on_run_end(self, event: RunEnded, record: RunRecord) -> None:
         """A run ended, with any status."""
 
-    def on_checkpoint(self, event: CheckpointSaved | CheckpointRemoved, record: RunRecord) -> None:
-        """A run's model was saved to a checkpoint file (complete on disk), or such a file was deleted."""
+    def on_checkpoint(self, event: CheckpointSaved | CheckpointRemoved | ModelBytes, record: RunRecord) -> None:
+        """A run's model was saved to a checkpoint file (complete on disk), or such a file was deleted;
+        in a worker without the log_dir, its bytes are on their way to the driver (``ModelBytes``)."""
 
     def on_run_note(self, event: RunNote, record: RunRecord) -> None:
         """Something worth knowing about a run that is not a row (a checkpoint that could not be read)."""
@@ -81,7 +83,8 @@ class Sink:
 
 
 _RUN_HOOKS = {RunStarted: "on_run_start", EpochEnded: "on_epoch_end", RunEnded: "on_run_end",
-              CheckpointSaved: "on_checkpoint", CheckpointRemoved: "on_checkpoint", RunNote: "on_run_note"}
+              CheckpointSaved: "on_checkpoint", CheckpointRemoved: "on_checkpoint", ModelBytes: "on_checkpoint",
+              RunNote: "on_run_note"}
 
 
 class SinkList(Sink):
