@@ -18,11 +18,12 @@ Keras is imported only where a model is saved or loaded.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +35,16 @@ from runmanager.errors import (
     LogDirError,
     is_int,
 )
-from runmanager.events import CheckpointSaved, ModelBytes, resolve_mode
+from runmanager.events import CheckpointRemoved, CheckpointSaved, Event, ModelBytes, RunStarted, resolve_mode
 from runmanager.results import Results, RunRecord, best_epoch
 
 __all__ = [
     "CHECKPOINT_DIR",
     "Checkpoint",
     "CheckpointPlan",
+    "CheckpointKeeper",
+    "CheckpointSettings",
+    "ResumePoint",
     "CheckpointWriter",
     "check_checkpoint_arguments",
     "checkpoint_file",
@@ -48,8 +52,11 @@ __all__ = [
     "model_to_bytes",
     "pick_run",
     "read_model",
+    "restore",
+    "resume_point",
     "save_model",
     "sweep_metric",
+    "takes_checkpoint",
     "write_model_bytes",
 ]
 
@@ -119,6 +126,29 @@ def check_checkpoint_arguments(checkpoint: Any, checkpoint_every: Any, keep_mode
                 f"keep_models={keep_models!r} needs checkpoints; pass checkpoint=True as well."
             )
     return mode
+
+
+def takes_checkpoint(train: Any) -> bool | None:
+    """Whether ``train`` takes a third argument, the checkpoint it goes on from: True when it
+    needs one (a third parameter without a default), None when it may take one (with a
+    default, or ``*args``), False when it takes two.
+
+    Examples:
+        >>> takes_checkpoint(lambda run, callbacks, checkpoint: None), takes_checkpoint(lambda run, callbacks: None)
+        (True, False)
+    """
+    import inspect
+
+    try:
+        parameters = list(inspect.signature(train).parameters.values())
+    except (TypeError, ValueError):  # a builtin or a C callable: called with two arguments, as ever
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 3:
+        return True if positional[2].default is inspect.Parameter.empty else None
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return None
+    return False
 
 
 def checkpoint_file(number: int, kind: str) -> str:
@@ -291,6 +321,194 @@ class CheckpointWriter:
         if self.log_dir is None:
             return ModelBytes(number, epoch, kind, file, model_to_bytes(model))
         return CheckpointSaved(number, epoch, kind, file, save_model(model, self.log_dir / file))
+
+
+#: A file in ``LOG_DIR/checkpoints`` whose content tells a worker that it sees the driver's log_dir.
+TOKEN_NAME = ".sweep"
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """A sweep's checkpoint options, as every worker gets them.
+
+    ``log_dir`` is the driver's log_dir and ``token`` the content of its ``checkpoints/.sweep``
+    file: a worker that reads the same token there sees the log_dir and writes checkpoints in
+    place; any other sends their bytes to the driver.
+    """
+
+    mode: str = "best"
+    every: int = 1
+    metric: str | None = None
+    metric_mode: str | None = None
+    keep_models: int | None = None
+    log_dir: str | None = None
+    token: str | None = None
+
+    def plan(self, best: float | None = None) -> CheckpointPlan:
+        """A run's plan, going on from a best value of ``best`` (a resumed run)."""
+        return CheckpointPlan(self.mode, every=self.every, metric=self.metric, metric_mode=self.metric_mode, best=best)
+
+    def sees_log_dir(self) -> bool:
+        if self.log_dir is None:
+            return False
+        try:
+            return (Path(self.log_dir) / CHECKPOINT_DIR / TOKEN_NAME).read_text(encoding="ascii") == self.token
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    def writer(self) -> CheckpointWriter:
+        """Where this process writes checkpoints: in place when it sees the log_dir, else as bytes."""
+        return CheckpointWriter(self.log_dir if self.sees_log_dir() else None)
+
+    @classmethod
+    def for_sweep(cls, log_dir: Path | None, mode: str, *, every: int, metric: str | None, metric_mode: str | None,
+                  keep_models: int | None) -> CheckpointSettings:
+        """The settings of a sweep into ``log_dir``, whose token file this writes."""
+        import secrets
+
+        token = None
+        if log_dir is not None:
+            token = secrets.token_hex(8)
+            folder = log_dir / CHECKPOINT_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / TOKEN_NAME).write_text(token, encoding="ascii")
+        return cls(mode, every, metric, metric_mode, keep_models,
+                   None if log_dir is None else os.fspath(log_dir.resolve()), token)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run goes on from: its ``last`` checkpoint after ``epoch`` (``file``, relative to the
+    log_dir, or its bytes in ``data`` for a worker that cannot see the log_dir), the value of the
+    sweep's metric at its best checkpoint so far, and the seconds it had trained."""
+
+    epoch: int
+    file: str
+    best: float | None = None
+    elapsed: float = 0.0
+    data: bytes | None = None
+
+    def with_data(self, log_dir: Path) -> ResumePoint:
+        """The same point carrying the file's bytes, for a worker on another machine."""
+        from dataclasses import replace
+
+        return replace(self, data=(log_dir / self.file).read_bytes())
+
+    def __repr__(self) -> str:
+        size = "" if self.data is None else f", {len(self.data)} bytes"
+        return f"ResumePoint(epoch={self.epoch}, file={self.file!r}{size})"
+
+
+def resume_point(record: RunRecord, settings: CheckpointSettings) -> ResumePoint | None:
+    """Where run ``record`` goes on from, or None (no ``last`` checkpoint: it starts afresh)."""
+    last = record.checkpoints.get("last")
+    if last is None:
+        return None
+    best = record.checkpoints.get("best")
+    value = None
+    metric = settings.metric or next((m for m in PREFERRED_METRICS if record.epochs and m in record.epochs[-1].metrics),
+                                     None)
+    if best is not None and metric is not None:
+        value = next((e.metrics.get(metric) for e in record.epochs if e.epoch == best.epoch), None)
+    elapsed = next((e.run_duration for e in record.epochs if e.epoch == last.epoch), 0.0)
+    return ResumePoint(last.epoch, last.file, value, elapsed)
+
+
+def restore(point: ResumePoint, log_dir: str | os.PathLike[str] | None) -> Any:
+    """The model of a resume point, read from the log_dir or from the bytes it carries.
+
+    Raises:
+        CheckpointError: the file is missing or cannot be read.
+    """
+    if point.data is not None:
+        with tempfile.TemporaryDirectory(prefix="runmanager-") as folder:
+            path = Path(folder) / "last.keras"
+            path.write_bytes(point.data)
+            return read_model(path)
+    if log_dir is None:
+        raise CheckpointError(f"The checkpoint {point.file!r} cannot be found: this worker does not see the log_dir.")
+    return read_model(Path(log_dir) / point.file)
+
+
+class CheckpointKeeper:
+    """Deletes, in the driver, the checkpoint files that runs no longer need, each with its journal
+    event: a finished run's ``last.keras`` (with ``mode="best"``: nothing to resume), the files of
+    an attempt that a rerun superseded, and with ``keep_models=k`` the models of the finished runs
+    that are not among the k best by ``metric``. It keeps the k best in a sorted list, so a run's
+    end costs the same however many runs the log_dir holds.
+
+    Examples:
+        keeper = CheckpointKeeper(Path("runs/x"), "best", keep_models=3, metric="val_accuracy")
+    """
+
+    def __init__(self, log_dir: Path, mode: str = "best", *, keep_models: int | None = None,
+                 metric: str | None = None, metric_mode: str | None = None) -> None:
+        self.log_dir = log_dir
+        self.mode = mode
+        self.keep_models = keep_models
+        self.metric = metric
+        self.metric_mode = metric_mode
+        self.results = Results()
+        self._kept: list[tuple[float, int]] = []  # (rank key, run) of the finished runs whose model is kept
+
+    def start(self, results: Results, record_event: Callable[[Event], object]) -> None:
+        """Learn which finished runs of ``results`` (a resumed log_dir's) keep a model, and apply
+        ``keep_models`` to them."""
+        self.results = results
+        self._kept = []
+        if self.keep_models is None:
+            return
+        for number in sorted(results.runs):
+            record = results.runs[number]
+            if record.status.finished and record.kept_model is not None:
+                self._keep(record, record_event)
+
+    def _key(self, record: RunRecord) -> float:
+        """Smaller is better; a run without a finite value of the metric ranks last."""
+        metric = self.metric or next((m for m in PREFERRED_METRICS if record.epochs and m in record.epochs[-1].metrics),
+                                     None)
+        if metric is None:
+            return math.inf
+        mode = self.metric_mode or resolve_mode(metric, None, who="keep_models")
+        value = best_value(record, metric, mode)
+        if value is None:
+            return math.inf
+        return value if mode == "min" else -value
+
+    def _delete(self, record: RunRecord, kind: str, reason: str, record_event: Callable[[Event], object]) -> None:
+        saved = record.checkpoints.get(kind)
+        if saved is None:
+            return
+        (self.log_dir / saved.file).unlink(missing_ok=True)
+        record_event(CheckpointRemoved(record.number, kind, reason))
+
+    def run_started(self, old: RunRecord | None, event: RunStarted) -> None:
+        """A run starts again: the files of its earlier attempt after the epoch it goes on from are
+        superseded (the fold forgets them)."""
+        if old is None:
+            return
+        for saved in old.checkpoints.values():
+            if saved.epoch > event.from_epoch:
+                (self.log_dir / saved.file).unlink(missing_ok=True)
+
+    def run_ended(self, record: RunRecord, record_event: Callable[[Event], object]) -> None:
+        """Run ``record`` ended: drop what it no longer needs, and the models that fell out of the best."""
+        if not record.status.finished:
+            return  # interrupted: both files stay, to resume from
+        if self.mode == "best":
+            self._delete(record, "last", "finished", record_event)
+        if self.keep_models is not None and record.kept_model is not None:
+            self._keep(record, record_event)
+
+    def _keep(self, record: RunRecord, record_event: Callable[[Event], object]) -> None:
+        assert self.keep_models is not None
+        bisect.insort(self._kept, (self._key(record), record.number))
+        while len(self._kept) > self.keep_models:
+            _, number = self._kept.pop()
+            loser = self.results.runs.get(number)
+            if loser is not None:
+                for kind in ("best", "last"):
+                    self._delete(loser, kind, "keep_models", record_event)
 
 
 # --------------------------------------------------------------------------------------

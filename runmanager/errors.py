@@ -25,6 +25,7 @@ __all__ = [
     "LogDirError",
     "LogDirWriteError",
     "MissingExtraError",
+    "MissingMetricError",
     "RunManagerError",
     "SweepError",
 ]
@@ -48,6 +49,10 @@ class InvalidGridError(InvalidArgumentError):
 
 class InvalidGridTypeError(InvalidArgumentTypeError):
     """A parameter grid has a key or a value list of the wrong type."""
+
+
+class MissingMetricError(InvalidArgumentError):
+    """A run did not log the metric that something judges it by (a pruner, a search)."""
 
 
 class LifecycleError(RunManagerError, RuntimeError):

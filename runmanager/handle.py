@@ -232,10 +232,10 @@ class RunHandle:
     # ------------------------------------------------------------------------------
     # Checkpoints
     # ------------------------------------------------------------------------------
-    def checkpoint(self, model: Any = None, *, final: bool = False) -> list[str]:
+    def checkpoint(self, model: Any = None, *, final: bool = False, by_hand: bool = False) -> list[str]:
         """Save the checkpoints the plan asks for after the epoch that just ended (``final``: the
-        run's last epoch); by hand, without a plan, ``best`` when the epoch is the best so far and
-        ``last``. Return the kinds saved."""
+        run's last epoch). Without a plan (checkpoints off) nothing is saved, unless ``by_hand``:
+        then ``best`` when the epoch is the best so far, and ``last``. Return the kinds saved."""
         model = model if model is not None else self.model
         event = self.last_event
         if self.writer is None or model is None or event is None or event.epoch <= self._checkpointed_epoch:
@@ -243,8 +243,10 @@ class RunHandle:
         if self.diverged:
             return []  # NaN weights: nothing worth keeping or going on from
         if self.plan is None:
+            if not by_hand:
+                return []
             self.plan = CheckpointPlan("best")
-        kinds = self.plan.kinds(event.epoch, event.metrics, final=final or self.pruned)
+        kinds = self.plan.kinds(event.epoch, event.metrics, final=final or self.pruned or by_hand)
         emit = self._emitter("save_checkpoint")
         for kind in kinds:
             emit(self.writer.save(model, self.number, event.epoch, kind))

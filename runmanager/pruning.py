@@ -1,10 +1,13 @@
 """Pruning: stop bad runs early.
 
-A :class:`Pruner` is told every run's metric at every epoch, in the driver, from
-the epoch events (so every executor behaves the same), and answers whether that
-run should stop now. The run then ends at the end of that epoch with status
-``"pruned"``, its epochs kept. The whole interface is :meth:`Pruner.report`; a
-rule of your own is a few lines::
+A :class:`Pruner` is asked, in the driver, after every epoch of every run whether
+that run should stop now (so every executor behaves the same). It decides from
+the fold of the sweep's events (:class:`runmanager.results.Results`: every run's
+epochs, those of the journal included), as Optuna's pruners read the study's
+storage, so a resumed sweep needs nothing replayed. The run then ends at the end
+of that epoch with status ``"pruned"``, its epochs kept. The whole interface is
+:meth:`Pruner.prune`; a rule that needs only the run's own value is
+:meth:`Pruner.report`, a few lines::
 
     class StopHighLoss(Pruner):
         '''Stop a run whose val_loss is above 2.0 after epoch 3.'''
@@ -23,13 +26,16 @@ rule of your own is a few lines::
 
 from __future__ import annotations
 
-import bisect
 import math
+from typing import TYPE_CHECKING
 
 from runmanager.errors import InvalidArgumentError, is_int
 from runmanager.events import resolve_mode
 
-__all__ = ["MedianPruner", "Pruner", "SuccessiveHalvingPruner"]
+if TYPE_CHECKING:
+    from runmanager.results import Results, RunRecord
+
+__all__ = ["MedianPruner", "Pruner", "SuccessiveHalvingPruner", "value_at", "values_at"]
 
 
 class Pruner:
@@ -58,11 +64,50 @@ class Pruner:
         """True when ``a`` is strictly better than ``b`` in this pruner's mode."""
         return a < b if self.mode == "min" else a > b
 
+    def prune(self, results: Results, record: RunRecord) -> bool:
+        """Whether run ``record``, whose latest epoch just ended, stops now; ``results`` holds every
+        run of the sweep (``results.runs``), with the epochs each has reached so far. By default
+        :meth:`report` decides from the run's own value of the metric."""
+        epoch = record.epochs[-1]
+        return self.report(record.number, epoch.epoch, epoch.metrics[self.metric])
+
     def report(self, run: int, epoch: int, value: float) -> bool:
         """Run ``run`` reached the end of ``epoch`` (1-based) with ``value`` of the metric;
-        return True to stop it now. Called once per run and epoch, in the order they happen
-        (for a resumed sweep, first with the epochs already in the journal)."""
-        raise NotImplementedError
+        return True to stop it now. Override it for a rule that needs only that value, or
+        :meth:`prune` for one that compares runs."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement report(run, epoch, value) -> bool, or "
+            "prune(results, record) -> bool to compare runs."
+        )
+
+
+def value_at(record: RunRecord, epoch: int, metric: str) -> float | None:
+    """Run ``record``'s value of ``metric`` at ``epoch`` (1-based), or None when it has none.
+
+    Examples:
+        >>> from runmanager.events import EpochEnded
+        >>> from runmanager.results import RunRecord
+        >>> record = RunRecord(1, "r1", {}, epochs=[EpochEnded(1, "r1", 1, {"loss": 0.5}, {}, 0.1, 0.1)])
+        >>> value_at(record, 1, "loss"), value_at(record, 2, "loss")
+        (0.5, None)
+    """
+    epochs = record.epochs
+    # Epochs are 1, 2, 3... in order, so the lookup is direct; a search covers anything else.
+    found = epochs[epoch - 1] if 0 < epoch <= len(epochs) and epochs[epoch - 1].epoch == epoch else next(
+        (e for e in epochs if e.epoch == epoch), None)
+    return None if found is None else found.metrics.get(metric)
+
+
+def values_at(results: Results, epoch: int, metric: str, *, besides: int | None = None) -> list[float]:
+    """The finite values of ``metric`` at ``epoch`` of every run that reached it (but ``besides``), sorted."""
+    values = []
+    for number, record in results.runs.items():
+        if number != besides:
+            value = value_at(record, epoch, metric)
+            if value is not None and math.isfinite(value):
+                values.append(value)
+    values.sort()
+    return values
 
 
 def _check_count(name: str, value: object, minimum: int) -> int:
@@ -77,8 +122,15 @@ class MedianPruner(Pruner):
     ``warmup_epochs``.
 
     Examples:
-        >>> pruner = MedianPruner("val_accuracy", warmup_epochs=1, min_runs=2)
-        >>> [pruner.report(run, 2, value) for run, value in ((1, 0.9), (2, 0.8), (3, 0.5), (4, 0.95))]
+        >>> from runmanager.events import EpochEnded, RunStarted
+        >>> from runmanager.results import Results
+        >>> pruner, results = MedianPruner("val_accuracy", warmup_epochs=1, min_runs=2), Results()
+        >>> def epochs(run, *values):
+        ...     results.apply(RunStarted.of(run, {"i": run}))
+        ...     for epoch, value in enumerate(values, start=1):
+        ...         record = results.apply(EpochEnded(run, "", epoch, {"val_accuracy": value}, {}, 0.1, 0.1))
+        ...     return pruner.prune(results, record)
+        >>> [epochs(1, 0.5, 0.9), epochs(2, 0.5, 0.8), epochs(3, 0.5, 0.5), epochs(4, 0.5, 0.95)]
         [False, False, True, False]
     """
 
@@ -86,18 +138,18 @@ class MedianPruner(Pruner):
         super().__init__(metric, mode)
         self.warmup_epochs = _check_count("warmup_epochs", warmup_epochs, 0)
         self.min_runs = _check_count("min_runs", min_runs, 1)
-        self._values: dict[int, list[float]] = {}  # epoch -> the values of the runs that reached it, sorted
 
-    def report(self, run: int, epoch: int, value: float) -> bool:
-        values = self._values.setdefault(epoch, [])
-        stop = False
-        if epoch > self.warmup_epochs and len(values) >= self.min_runs:
-            middle = len(values) // 2
-            median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
-            stop = not math.isfinite(value) or self.better(median, value)
-        if math.isfinite(value):
-            bisect.insort(values, value)
-        return stop
+    def prune(self, results: Results, record: RunRecord) -> bool:
+        epoch = record.epochs[-1]
+        if epoch.epoch <= self.warmup_epochs:
+            return False
+        values = values_at(results, epoch.epoch, self.metric, besides=record.number)
+        if len(values) < self.min_runs:
+            return False
+        value = epoch.metrics[self.metric]
+        middle = len(values) // 2
+        median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        return not math.isfinite(value) or self.better(median, value)
 
 
 class SuccessiveHalvingPruner(Pruner):
@@ -106,8 +158,13 @@ class SuccessiveHalvingPruner(Pruner):
     reached that rung so far (while fewer than ``reduction_factor`` did, only the best goes on).
 
     Examples:
-        >>> pruner = SuccessiveHalvingPruner("val_accuracy", min_epochs=1, reduction_factor=2)
-        >>> [pruner.report(run, 1, value) for run, value in ((1, 0.5), (2, 0.7), (3, 0.8), (4, 0.6))]
+        >>> from runmanager.events import EpochEnded, RunStarted
+        >>> from runmanager.results import Results
+        >>> pruner, results = SuccessiveHalvingPruner("val_accuracy", min_epochs=1, reduction_factor=2), Results()
+        >>> def first_epoch(run, value):
+        ...     results.apply(RunStarted.of(run, {"i": run}))
+        ...     return pruner.prune(results, results.apply(EpochEnded(run, "", 1, {"val_accuracy": value}, {}, 0.1, 0.1)))
+        >>> [first_epoch(run, value) for run, value in ((1, 0.5), (2, 0.7), (3, 0.8), (4, 0.6))]
         [False, False, False, True]
     """
 
@@ -116,7 +173,6 @@ class SuccessiveHalvingPruner(Pruner):
         super().__init__(metric, mode)
         self.min_epochs = _check_count("min_epochs", min_epochs, 1)
         self.reduction_factor = _check_count("reduction_factor", reduction_factor, 2)
-        self._rungs: dict[int, list[float]] = {}  # rung epoch -> the values of the runs that reached it, sorted
 
     def is_rung(self, epoch: int) -> bool:
         """True for the epochs ``min_epochs * reduction_factor**k``."""
@@ -127,13 +183,14 @@ class SuccessiveHalvingPruner(Pruner):
             steps //= self.reduction_factor
         return steps == 1
 
-    def report(self, run: int, epoch: int, value: float) -> bool:
-        if not self.is_rung(epoch):
+    def prune(self, results: Results, record: RunRecord) -> bool:
+        epoch = record.epochs[-1]
+        if not self.is_rung(epoch.epoch):
             return False
+        value = epoch.metrics[self.metric]
         if not math.isfinite(value):
             return True
-        values = self._rungs.setdefault(epoch, [])
-        bisect.insort(values, value)
+        values = values_at(results, epoch.epoch, self.metric)  # this run's value among them
         kept = max(1, len(values) // self.reduction_factor)
         threshold = values[-kept] if self.mode == "max" else values[kept - 1]
         return self.better(threshold, value)

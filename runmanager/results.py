@@ -21,6 +21,7 @@ from runmanager.events import (
     CheckpointSaved,
     EpochEnded,
     Event,
+    ModelBytes,
     RunEnded,
     RunNote,
     RunStarted,
@@ -104,7 +105,9 @@ class Results:
                                backend=dict(event.backend) if event.backend else None)
             if old is not None:
                 record.epochs = [epoch for epoch in old.epochs if epoch.epoch <= event.from_epoch]
-                record.checkpoints, record.removed, record.notes = old.checkpoints, old.removed, old.notes
+                record.checkpoints = {kind: saved for kind, saved in old.checkpoints.items()
+                                      if saved.epoch <= event.from_epoch}
+                record.removed, record.notes = old.removed, old.notes
                 self.rows_count -= len(old.epochs) - len(record.epochs)
             self.runs[record.number] = record
             self.by_id[record.run_id] = record
@@ -137,6 +140,8 @@ class Results:
             if record.checkpoints.pop(event.kind, None) is not None:
                 record.removed[event.kind] = event.reason
             return record
+        if isinstance(event, ModelBytes):
+            return self.runs.get(event.run)  # on its way to the driver, which folds its CheckpointSaved
         if isinstance(event, RunNote):
             record = self.runs[event.run]
             record.notes.append(event.text)

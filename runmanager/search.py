@@ -22,6 +22,7 @@ from runmanager.errors import (
     InvalidArgumentError,
     InvalidGridError,
     InvalidGridTypeError,
+    MissingMetricError,
     is_int,
     missing_extra,
 )
@@ -360,7 +361,7 @@ class OptunaSearch(Search):
         if record.status == Status.COMPLETED and value is None:
             logged = ", ".join(dict.fromkeys(m for e in record.epochs for m in e.metrics)) or "no metric"
             self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
-            raise InvalidArgumentError(
+            raise MissingMetricError(
                 f"OptunaSearch optimises {self.metric!r}, which run {record.number} never logged (it logged "
                 f"{logged}); pass one of those as metric=."
             )

@@ -18,19 +18,32 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, is_int
-from runmanager.events import EpochEnded, Status, SweepEnded, SweepStarted
-from runmanager.executors import EXECUTORS, Executor, Task
+from runmanager.checkpoints import (
+    CheckpointKeeper,
+    CheckpointSettings,
+    ResumePoint,
+    resume_point,
+    takes_checkpoint,
+)
+from runmanager.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    MissingMetricError,
+    SweepError,
+    is_int,
+)
+from runmanager.events import EpochEnded, Status, SweepEnded, SweepStarted, resolve_mode
+from runmanager.executors import EXECUTORS, Executor, SweepContext, Task
 from runmanager.naming import params_of, run_id
 from runmanager.pruning import Pruner
 from runmanager.signals import interrupt_reason
 from runmanager.storage import JOURNAL_NAME
 
 if TYPE_CHECKING:
-    from runmanager.results import Results
+    from runmanager.recorder import Recorder
     from runmanager.search import Search
 
-__all__ = ["Sweep", "Tally", "check_sweep_arguments", "create_executor"]
+__all__ = ["Sweep", "Tally", "check_sweep_arguments", "check_train", "create_executor", "sweep_metric"]
 
 
 def check_sweep_arguments(
@@ -86,6 +99,31 @@ def check_sweep_arguments(
             f"pruner must be a runmanager Pruner (MedianPruner, SuccessiveHalvingPruner or a subclass of "
             f"runmanager.pruning.Pruner), got {pruner!r}."
         )
+
+
+def check_train(train: Any, *, checkpoints: bool) -> None:
+    """Refuse a ``train`` that needs the checkpoint it goes on from when checkpoints are off."""
+    if takes_checkpoint(train) and not checkpoints:
+        name = getattr(train, "__qualname__", repr(train))
+        raise InvalidArgumentError(
+            f"train={name} takes a third parameter, the checkpoint a run goes on from, but the sweep keeps no "
+            "checkpoints; pass checkpoint=True to sweep(), or define train(run, callbacks)."
+        )
+
+
+def sweep_metric(metric: Any, mode: Any, search: Any, pruner: Any) -> tuple[str | None, str | None]:
+    """The metric (and mode) the sweep judges runs by: ``metric``, else its search's or its
+    pruner's; None when none names one (the runs' first of val_accuracy, val_loss, accuracy,
+    loss is used then)."""
+    if metric is None:
+        for source in (search, pruner):
+            named = getattr(source, "metric", None)
+            if isinstance(named, str):
+                return named, getattr(source, "mode", None) or resolve_mode(named, None, who="sweep(metric=...)")
+        if mode is not None:
+            raise InvalidArgumentError(f"mode={mode!r} needs a metric; pass metric= too, e.g. metric='val_loss'.")
+        return None, None
+    return metric, resolve_mode(metric, mode, who="sweep(metric=...)")
 
 
 def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int, gpus: list[str] | None,
@@ -150,26 +188,37 @@ class Sweep:
     """
 
     def __init__(self, manager: Any, train: Callable[..., Any], search: Search, executor: Executor,
-                 results: Results, *, seed: int | None = None, retry_failed: bool = False,
+                 recorder: Recorder, *, seed: int | None = None, retry_failed: bool = False,
                  max_consecutive_failures: int = 3, timeout: float | None = None,
-                 pruner: Pruner | None = None, max_retries: int = 1) -> None:
+                 pruner: Pruner | None = None, max_retries: int = 1, metric: str | None = None,
+                 mode: str | None = None, checkpoints: CheckpointSettings | None = None) -> None:
         self.manager = manager
         self.train = train
         self.search = search
         self.executor = executor
-        self.results = results
+        self.recorder = recorder
+        self.results = recorder.results
         self.seed = seed
         self.retry_failed = retry_failed
         self.tally = Tally(max_consecutive_failures, manager.log_dir)
         self.timeout = timeout
         self.pruner = pruner
         self.max_retries = max_retries
+        self.metric, self.mode = metric, mode
+        self.checkpoints = checkpoints
         #: how the sweep ended: "finished", "timeout", "interrupted" or "stopped"
         self.reason = "running"
-        self._next_number = results.next_number
+        self._next_number = self.results.next_number
         self._seen: set[str] = set()
         self._in_flight: dict[int, Task] = {}
         self._judged: dict[int, int] = {}  # run in flight -> the last epoch the pruner was told of
+
+    def resume_point(self, number: int) -> ResumePoint | None:
+        """Where run ``number`` goes on from: its last checkpoint, when checkpoints are on."""
+        record = self.results.runs.get(number)
+        if self.checkpoints is None or record is None:
+            return None
+        return resume_point(record, self.checkpoints)
 
     def next_task(self) -> Task | None:
         """The next run to do, numbered, or ``None`` when the search has no more.
@@ -192,30 +241,36 @@ class Sweep:
             else:
                 number = record.number
             seed = None if self.seed is None else self.seed + self.search.seed_offset(run)
-            return Task(number, run, seed)
+            resume = None if record is None or record.status.finished else self.resume_point(number)
+            return Task(number, run, seed, resume)
         return None
 
     def run(self) -> dict[str, int]:
         """Run the sweep to its end; return the counts by status."""
-        executor = self.executor
+        executor, recorder = self.executor, self.recorder
         self.search.start(self.results)
-        if self.pruner is not None:
-            self._rebuild_pruner()
-            executor.judge = self.judge
-        executor.max_retries = self.max_retries
+        settings = self.checkpoints
+        if settings is not None and self.manager.log_dir is not None:
+            keeper = CheckpointKeeper(self.manager.log_dir, settings.mode, keep_models=settings.keep_models,
+                                      metric=settings.metric, metric_mode=settings.metric_mode)
+            recorder.keeper = keeper
+            keeper.start(self.results, recorder.record)
+        context = SweepContext(self.manager, recorder, self.train, self.search,
+                               judge=None if self.pruner is None else self.judge, max_retries=self.max_retries,
+                               checkpoints=settings, resume_point=self.resume_point)
         self.reason = "finished"
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
-            executor.open(self.manager, self.train, self.search)
-            metric = getattr(self.pruner, "metric", None) or getattr(self.search, "metric", None)
-            self.manager.begin_sweep(SweepStarted(tuple(self.search.fields), total=self.search.total,
-                                                  workers=executor.capacity, metric=metric), self.search)
+            executor.open(context)
+            recorder.sweep_started(SweepStarted(tuple(self.search.fields), total=self.search.total,
+                                                workers=executor.capacity, metric=self.metric, mode=self.mode),
+                                   self.search)
             exhausted = False
             while True:
                 while not exhausted and executor.running() < executor.capacity:
                     if deadline is not None and time.monotonic() >= deadline:
                         exhausted, self.reason = True, "timeout"
-                        self.manager.note(f"the time budget of {self.timeout:g} s is spent: no new run starts")
+                        recorder.note(f"the time budget of {self.timeout:g} s is spent: no new run starts")
                         break
                     task = self.next_task()
                     if task is None:
@@ -238,30 +293,20 @@ class Sweep:
             raise
         finally:
             executor.close()
-            self.manager.end_sweep(SweepEnded(dict(self.tally.counts), self.reason))
+            recorder.sweep_ended(SweepEnded(dict(self.tally.counts), self.reason))
         return self.tally.counts
 
-    def _rebuild_pruner(self) -> None:
-        """Tell the pruner the epochs of the runs already finished in the log_dir (resume)."""
-        assert self.pruner is not None
-        for number in sorted(self.results.runs):
-            record = self.results.runs[number]
-            if record.status.finished:
-                for epoch in record.epochs:
-                    value = epoch.metrics.get(self.pruner.metric)
-                    if value is not None:
-                        self.pruner.report(number, epoch.epoch, value)
-
     def judge(self, event: EpochEnded) -> bool:
-        """The pruner's decision on an epoch that just ended: True stops the run there.
+        """The pruner's decision on an epoch that just ended (folded already): True stops the run there.
+        The pruner reads every run's epochs from the fold, the journal's included, so nothing is
+        replayed after a resume.
 
         Raises:
-            InvalidArgumentError: the run did not log the pruner's metric (the run fails).
+            MissingMetricError: the run did not log the pruner's metric (the run fails).
         """
         assert self.pruner is not None
-        value = event.metrics.get(self.pruner.metric)
-        if value is None:
-            raise InvalidArgumentError(
+        if self.pruner.metric not in event.metrics:
+            raise MissingMetricError(
                 f"The pruner judges {self.pruner.metric!r}, which run {event.run} did not log at epoch "
                 f"{event.epoch} (it logged {', '.join(event.metrics) or 'no metric'}); pass one of those "
                 "to the pruner."
@@ -269,7 +314,7 @@ class Sweep:
         if event.epoch <= self._judged.get(event.run, 0):
             return False  # a retried run (its worker died) passing an epoch it passed before
         self._judged[event.run] = event.epoch
-        return self.pruner.report(event.run, event.epoch, value)
+        return self.pruner.prune(self.results, self.results.runs[event.run])
 
     def _ended(self, task: Task, status: Status) -> None:
         del self._in_flight[task.number]
@@ -277,11 +322,11 @@ class Sweep:
         record = self.results.runs[task.number]
         try:
             self.search.tell(task.run, record)
-        except Exception as exc:
+        except MissingMetricError as exc:
             # The search cannot use this run (its metric was never logged): the run failed for it,
             # and every later run would too, so the sweep stops here.
-            self.manager.record_lost_run(task.number, task.run, f"{type(exc).__name__}: {exc}", started=True,
-                                         status=Status.FAILED)
+            self.recorder.lost(task.number, task.run, f"{type(exc).__name__}: {exc}", started=True,
+                               status=Status.FAILED)
             self.tally.count(Status.FAILED)
             raise
         self.tally.add(task.number, status, record.error)

@@ -14,11 +14,9 @@ imported only where it is used.
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +29,10 @@ from runmanager.errors import (
     LogDirError,
     LogDirWriteError,
 )
-from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status, SweepEnded, SweepStarted
 from runmanager.grid import RESERVED_NAMES
-from runmanager.naming import jsonable, params_of
-from runmanager.results import Results, RunRecord
+from runmanager.handle import RunHandle
+from runmanager.naming import params_of, run_id
+from runmanager.recorder import Recorder
 from runmanager.signals import terminate_like_interrupt
 from runmanager.sinks import Sink, SinkList
 from runmanager.sinks.progress import ProgressSink
@@ -51,24 +49,6 @@ def _to_numpy(value: Any) -> Any:
     if detach is not None:
         value = detach().cpu()
     return np.asarray(value)
-
-
-@dataclass
-class _ActiveRun:
-    number: int
-    run_id: str
-    params: dict[str, Any]
-    start: float
-    diverged: bool = False
-    pruned: bool = False
-
-
-@dataclass
-class _ActiveEpoch:
-    start: float
-    logged: dict[str, float] = field(default_factory=dict)
-    # name -> [weighted total, total weight]
-    sums: dict[str, list[float]] = field(default_factory=dict)
 
 
 class RunManager:
@@ -121,23 +101,14 @@ class RunManager:
         self.verbose = int(verbose)
         self.overwrite = bool(overwrite)
         self.durable = bool(durable)
-        self.run_count = 0
-        self.epoch_count = 0
-        self.run_params: Any = None
-        self.model: Any = None
-        self._results = Results()
-        self._keep_results = True  # False in a worker's copy: it keeps only its current run
         self._sinks = SinkList()
+        self._recorder = Recorder(self._sinks)
         self._file_sinks: list[Sink] = []  # the journal and the exports, while the log_dir is open
         self._lock: Any = None
         self._opened = False
         self._in_sweep = False
-        self._taken_over = False
-        self._write_error: LogDirWriteError | None = None  # the first failure to write the log_dir
-        self._run: _ActiveRun | None = None
-        self._epoch: _ActiveEpoch | None = None
-        self._number: int | None = None  # from begin_run_as(), for the begin_run() it calls
-        self._ending: tuple[Status, str | None, str | None] | None = None  # from end_run_as()
+        self._current: RunHandle | None = None  # the run going, or the last one, ended
+        self._next: RunHandle | None = None  # the run the next begin_run() begins, prepared by a sweep or restore()
         self._tensorboard: Any = None
         if self.verbose:
             table = LiveTable()
@@ -179,12 +150,12 @@ class RunManager:
     @property
     def run_data(self) -> list[OrderedDict[str, Any]]:
         """Every epoch row so far, as ``OrderedDict`` rows in column order."""
-        return list(self._results.rows())
+        return list(self._recorder.results.rows())
 
     @property
     def results(self) -> Any:
         """Every epoch row so far as a pandas DataFrame (one row per epoch)."""
-        return self._results.frame()
+        return self._recorder.results.frame()
 
     def summary(self, at: str = "last", metric: str | None = None, mode: str | None = None) -> Any:
         """One row per run: ``run``, params, ``status``, ``epochs``, final metrics,
@@ -205,7 +176,7 @@ class RunManager:
             >>> RunManager(verbose=0).summary(at="best", metric="val_accuracy").columns.tolist()
             ['run', 'status', 'epochs', 'best_epoch', 'run_duration', 'error']
         """
-        return self._results.summary(at=at, metric=metric, mode=mode)
+        return self._recorder.results.summary(at=at, metric=metric, mode=mode)
 
     def aggregate(self, metric: str | None = None, mode: str | None = None) -> Any:
         """One row per configuration over its repeats: params, ``runs``, ``completed``, and
@@ -220,41 +191,61 @@ class RunManager:
 
         return aggregate(self.summary(), metric, mode)
 
-    def run_record(self, number: int) -> RunRecord | None:
-        """What is known of run ``number`` (status, epochs, error), or None.
+    @property
+    def run_count(self) -> int:
+        """The number of the current run (or of the last one); 0 before the first."""
+        return 0 if self._current is None else self._current.number
+
+    @property
+    def epoch_count(self) -> int:
+        """Epochs of the current run so far (or of the last one), the one going included."""
+        return 0 if self._current is None else self._current.epochs
+
+    @property
+    def run_params(self) -> Any:
+        """The params of the current run (or of the last one), as given to ``begin_run``."""
+        return None if self._current is None else self._current.run
+
+    @property
+    def model(self) -> Any:
+        """The current run's model (``None`` when none was given, or outside a run)."""
+        current = self._current
+        return current.model if current is not None and current.active else None
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        if self._current is None or not self._current.active:
+            raise LifecycleError("m.model can be set only during a run; pass the model to begin_run(run, model).")
+        self._current.model = model
+
+    @property
+    def current_run(self) -> RunHandle | None:
+        """The handle of the run going (its number, params, epochs, status, checkpoints), or None.
 
         Examples:
-            >>> RunManager(verbose=0).run_record(1) is None
-            True
+            >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1})
+            >>> m.current_run.number, m.current_run.params
+            (1, {'lr': 0.1})
         """
-        return self._results.runs.get(number)
+        current = self._current
+        return current if current is not None and current.active else None
 
     @property
     def run_diverged(self) -> bool:
         """True once a loss of the current run became NaN or infinite: stop training it."""
-        return self._run is not None and self._run.diverged
+        current = self.current_run
+        return current is not None and current.diverged
 
     @property
     def run_pruned(self) -> bool:
         """True once a pruner decided the current run should stop: end it after this epoch."""
-        return self._run is not None and self._run.pruned
-
-    def prune_run(self, number: int) -> None:
-        """Stop run ``number`` at the end of its current epoch, with status ``"pruned"`` (a pruner's
-        decision; a custom training loop sees it through :attr:`run_pruned`).
-
-        Examples:
-            >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.prune_run(1); m.end_run()
-            >>> m.summary()["status"].tolist()
-            ['pruned']
-        """
-        if self._run is not None and self._run.number == number:
-            self._run.pruned = True
+        current = self.current_run
+        return current is not None and current.pruned
 
     @property
     def run_active(self) -> bool:
         """True between ``begin_run`` and ``end_run``."""
-        return self._run is not None
+        return self.current_run is not None
 
     def extra_columns(self) -> Mapping[str, Any]:
         """Extra columns for the epoch row; override in a subclass. Called at every epoch end.
@@ -281,9 +272,9 @@ class RunManager:
             LifecycleError: a run is still going; call ``end_run()`` first.
             LogDirError: ``log_dir`` already holds runs of an earlier sweep.
         """
-        if self._run is not None:
+        if self.current_run is not None:
             raise LifecycleError(
-                f"begin_run() was called while run {self._run.number} is still going; "
+                f"begin_run() was called while run {self.current_run.number} is still going; "
                 "call end_run() first."
             )
         params = params_of(run)
@@ -292,49 +283,40 @@ class RunManager:
                 raise ColumnClashError(
                     f"Parameter {name!r} has the name of a column runmanager writes; rename it."
                 )
+        handle, self._next = self._next, None
+        if handle is not None and handle.run_id != run_id(params):
+            handle = None  # prepared for another run, which never began
         self._open()
-        # A sweep assigns the number (a resumed run keeps its own); otherwise the next free one.
-        number = self._number or self._results.next_number
-        self.run_count = number
-        self.epoch_count = 0
-        self.run_params = run
-        self.model = model
-        event = RunStarted.of(number, params)
-        self._run = _ActiveRun(number, event.run_id, params, time.perf_counter())
-        self._emit(event)
+        if handle is None:  # by hand: the next free number
+            from runmanager.checkpoints import CheckpointWriter
 
-    def begin_run_as(self, run: Any, number: int) -> None:
-        """Begin ``run`` as run ``number`` of a sweep (a resumed run keeps its number), through
-        the overridable :meth:`begin_run`. Sweeps and executors call it; code of your own calls
-        ``begin_run``.
+            handle = RunHandle(run, self._recorder.results.next_number,
+                               writer=None if self.log_dir is None else CheckpointWriter(self.log_dir))
+        self._current = handle
+        handle.begin(self._recorder.record, model)
+
+    def prepare_run(self, handle: RunHandle) -> None:
+        """Make ``handle`` the run that the next ``begin_run(run)`` of the same params begins: a
+        sweep's run with its number, its pruner and checkpoints, or a run restored from a
+        checkpoint. ``begin_run`` stays the one place a run begins, so subclass hooks see every run.
 
         Examples:
-            m.begin_run_as(run, 7)
+            m.prepare_run(RunHandle(run, 7, restored=Checkpoint(4, model)))
+            m.begin_run(run)              # run 7, going on after epoch 4
         """
-        self._number = number
-        try:
-            self.begin_run(run)
-        finally:
-            self._number = None
+        if not isinstance(handle, RunHandle) or handle.begun:
+            raise InvalidArgumentTypeError(f"prepare_run() takes a RunHandle that has not begun, got {handle!r}.")
+        self._next = handle
+
+    def _going(self, caller: str) -> RunHandle:
+        current = self.current_run
+        if current is None:
+            raise LifecycleError(f"{caller}() was called before begin_run(); start a run first.")
+        return current
 
     def begin_epoch(self) -> None:
         """Start an epoch of the current run."""
-        if self._run is None:
-            raise LifecycleError("begin_epoch() was called before begin_run(); start a run first.")
-        if self._epoch is not None:
-            raise LifecycleError(
-                f"begin_epoch() was called while epoch {self.epoch_count} is still going; "
-                "call end_epoch() first."
-            )
-        self.epoch_count += 1
-        self._epoch = _ActiveEpoch(time.perf_counter())
-
-    def _accumulate(self, caller: str, name: str, total: float, weight: float) -> None:
-        if self._epoch is None:
-            raise LifecycleError(f"{caller}() was called outside an epoch; call begin_epoch() first.")
-        sums = self._epoch.sums.setdefault(name, [0.0, 0.0])
-        sums[0] += total
-        sums[1] += weight
+        self._going("begin_epoch").begin_epoch()
 
     def track_loss(self, loss: Any, batch_size: int) -> None:
         """Add a batch's mean loss; the epoch's ``loss`` is the mean weighted by batch size,
@@ -349,7 +331,7 @@ class RunManager:
         size = int(batch_size)
         if size <= 0:
             raise InvalidArgumentError(f"batch_size must be a positive number of samples, got {batch_size!r}.")
-        self._accumulate("track_loss", "loss", float(loss) * size, size)
+        self._going("track_loss").track("loss", float(loss) * size, size, caller="track_loss")
 
     def track_num_correct(self, preds: Any, labels: Any) -> int:
         """Count a batch's correct predictions into the epoch's ``accuracy``; return the count.
@@ -376,8 +358,9 @@ class RunManager:
                 f"track_num_correct: predictions of shape {p.shape} do not match labels of shape "
                 f"{y.shape}; give class probabilities (batch, classes) or class ids (batch,)."
             )
+        handle = self._going("track_num_correct")
         correct = int((p == y).sum())
-        self._accumulate("track_num_correct", "accuracy", correct, y.size)
+        handle.track("accuracy", correct, y.size, caller="track_num_correct")
         return correct
 
     def track(self, name: str, value: Any, weight: float = 1) -> None:
@@ -394,7 +377,7 @@ class RunManager:
         weight = float(weight)
         if weight <= 0:
             raise InvalidArgumentError(f"track({name!r}): weight must be positive, got {weight!r}.")
-        self._accumulate("track", name, float(value) * weight, weight)
+        self._going("track").track(name, float(value) * weight, weight)
 
     def end_epoch(self, **extra: Any) -> None:
         """Finish the epoch: compute its metrics and write its row.
@@ -405,12 +388,9 @@ class RunManager:
             LifecycleError: no epoch is going.
             ColumnClashError: an extra column has the name of another column.
         """
-        if self._epoch is None or self._run is None:
+        handle = self.current_run
+        if handle is None or not handle.epoch_going:
             raise LifecycleError("end_epoch() was called before begin_epoch(); start an epoch first.")
-        epoch, run = self._epoch, self._run
-        metrics: dict[str, float] = dict(epoch.logged)
-        for name, (total, weight) in epoch.sums.items():
-            metrics[name] = total / weight
         extras: dict[str, Any] = dict(self.extra_columns() or {})
         for name, value in extra.items():
             if name in extras:
@@ -419,87 +399,16 @@ class RunManager:
                     "give it once, or rename one of them."
                 )
             extras[name] = value
-        self._check_columns(metrics, extras, run.params)
-        now = time.perf_counter()
-        event = EpochEnded(run.number, run.run_id, self.epoch_count, metrics, jsonable(extras),
-                           now - epoch.start, now - run.start)
-        self._epoch = None
-        run.diverged = run.diverged or event.diverged
-        self._emit(event)
-
-    @staticmethod
-    def _check_columns(metrics: Mapping[str, Any], extras: Mapping[str, Any], params: Mapping[str, Any]) -> None:
-        for name in metrics:
-            if name in RESERVED_NAMES or name in params:
-                raise ColumnClashError(
-                    f"Metric {name!r} has the name of "
-                    f"{'a parameter' if name in params else 'a column runmanager writes'}; "
-                    "rename the metric or the parameter."
-                )
-        for name in extras:
-            if name in RESERVED_NAMES or name in params or name in metrics:
-                raise ColumnClashError(
-                    f"Extra column {name!r} clashes with another column of the row "
-                    "(a metric, a parameter, or one runmanager writes); give it another name."
-                )
+        handle.end_epoch(extras)
 
     def end_run(self) -> None:
         """Finish the current run: ``completed``, ``diverged`` if a loss became NaN/inf, or
-        ``pruned`` if a pruner stopped it.
+        ``pruned`` if a pruner stopped it (a sweep may have said otherwise: failed, interrupted).
 
         Subclasses may override it, calling ``super().end_run()``; sweeps call it
         at the end of every run, whatever its status.
         """
-        if self._run is None:
-            raise LifecycleError("end_run() was called before begin_run(); start a run first.")
-        ending, self._ending = self._ending, None
-        if ending is None:
-            if self._epoch is not None:
-                raise LifecycleError(
-                    f"end_run() was called while epoch {self.epoch_count} is still going; "
-                    "call end_epoch() first."
-                )
-            ending = (self.run_status, None, None)
-        run, self._run = self._run, None
-        self._epoch = None  # an epoch still open is dropped, not recorded
-        self.model = None
-        record = self._results.runs[run.number]
-        status, error, traceback = ending
-        self._emit(RunEnded(run.number, run.run_id, status, len(record.epochs), time.perf_counter() - run.start,
-                            error, traceback))
-
-    @property
-    def run_status(self) -> Status | None:
-        """How the current run would end now (``completed``, ``diverged`` or ``pruned``); None outside a run."""
-        run = self._run
-        if run is None:
-            return None
-        return Status.DIVERGED if run.diverged else Status.PRUNED if run.pruned else Status.COMPLETED
-
-    def end_run_as(self, status: Status | str, error: str | None = None, traceback: str | None = None) -> None:
-        """End the current run with ``status`` (and the error that caused it), through the
-        overridable :meth:`end_run`. An epoch still open is dropped. Sweeps and adapters call it.
-
-        Examples:
-            m.end_run_as("failed", "ValueError: bad input")
-        """
-        self._ending = (Status(status), error, traceback)
-        try:
-            self.end_run()
-        finally:
-            self._ending = None
-
-    def discard_epoch(self) -> None:
-        """Drop the epoch that is going, if any, without a row (its fit() raised or was left).
-
-        Examples:
-            >>> m = RunManager(verbose=0); m.begin_run({"lr": 0.1}); m.begin_epoch()
-            >>> m.discard_epoch(); m.epoch_count
-            0
-        """
-        if self._epoch is not None:
-            self._epoch = None
-            self.epoch_count -= 1
+        self._going("end_run").end()
 
     def record_logs(self, logs: Mapping[str, Any]) -> None:
         """Record metric values already averaged over the epoch (what Keras passes to
@@ -511,36 +420,7 @@ class RunManager:
             >>> m.results[["loss", "val_loss"]].values.tolist()
             [[0.5, 0.75]]
         """
-        if self._epoch is None:
-            raise LifecycleError("record_logs() was called outside an epoch; call begin_epoch() first.")
-        for name, value in logs.items():
-            try:
-                self._epoch.logged[name] = float(value)
-            except (TypeError, ValueError):
-                warnings.warn(f"Keras logged {name!r} = {value!r}, which is not a number; it is not recorded.",
-                              RuntimeWarning, stacklevel=3)
-
-    def record_event(self, event: Event) -> None:
-        """Record an event of a run carried out elsewhere (a worker process): the driver side.
-
-        Examples:
-            m.record_event(event)  # an EpochEnded sent by a worker
-        """
-        self._emit(event)
-
-    def record_lost_run(self, number: int, run: Any, error: str, *, started: bool,
-                        status: Status = Status.INTERRUPTED) -> None:
-        """Record run ``number`` as ended with ``status`` (``interrupted``) and ``error`` where the
-        run itself could not say so: its worker died or was stopped, or the sweep found it
-        unusable after it ended. ``started``: its start was already recorded.
-
-        Examples:
-            m.record_lost_run(3, run, "worker process exited with code -9", started=True)
-        """
-        if not started:
-            self._emit(RunStarted.of(number, params_of(run)))
-        record = self._results.runs[number]
-        self._emit(RunEnded(number, record.run_id, status, len(record.epochs), record.run_duration or 0.0, error))
+        self._going("record_logs").record_logs(logs)
 
     # ------------------------------------------------------------------------------
     # Keras
@@ -582,12 +462,19 @@ class RunManager:
         repeats: int = 1,
         max_retries: int = 1,
         runtime_env: dict[str, Any] | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        checkpoint: bool | str = False,
+        checkpoint_every: int = 1,
+        keep_models: int | None = None,
     ) -> Any:
         """Run ``train(run, callbacks)`` for every run of ``params``; return :meth:`summary`.
 
         Args:
             train: a module-level function that builds and fits a model for one
-                run, passing ``callbacks`` to ``fit``.
+                run, passing ``callbacks`` to ``fit``; with a third parameter,
+                ``train(run, callbacks, checkpoint)``, it goes on from a checkpoint
+                (``checkpoint.model``, ``checkpoint.epoch``) when the run was interrupted.
             params: anything :class:`RunBuilder` takes, a RunBuilder, a sequence of
                 namedtuple runs (``grid.sample(20, seed=0)``), or a
                 :class:`runmanager.search.Search`.
@@ -631,6 +518,15 @@ class RunManager:
             runtime_env: a Ray runtime environment for ``"ray"`` (``pip`` packages,
                 ``env_vars``...); on a joined cluster, the driver's code is added to it
                 (its script's folder as ``working_dir``, its own modules as ``py_modules``).
+            metric: the metric the sweep judges runs by (checkpoints, ``keep_models``, the
+                progress line's best run); default: the search's or the pruner's, else the first
+                of ``val_accuracy``, ``val_loss``, ``accuracy``, ``loss`` that the runs log.
+            mode: ``"min"`` or ``"max"`` for ``metric``; default ``"min"`` for a loss or an error.
+            checkpoint: ``True``/``"best"`` keeps each run's best model in
+                ``LOG_DIR/checkpoints/<run>/best.keras`` (and ``last.keras`` while it is
+                unfinished, to resume from); ``"last"`` keeps only its latest model.
+            checkpoint_every: save every N epochs (and at a run's last epoch).
+            keep_models: keep the models of the k best finished runs only, deleting the others.
 
         Examples:
             def train(run, callbacks):
@@ -638,19 +534,23 @@ class RunManager:
                 model.fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
             m.sweep(train, {"units": [16, 32]}, seed=0)
         """
+        from runmanager.checkpoints import CheckpointSettings, check_checkpoint_arguments
         from runmanager.executors import Executor
         from runmanager.repeats import Repeated, check_repeats
         from runmanager.search import as_search
-        from runmanager.sweep import Sweep, check_sweep_arguments, create_executor
+        from runmanager.sweep import Sweep, check_sweep_arguments, check_train, create_executor, sweep_metric
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
                               gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env)
+        kept = check_checkpoint_arguments(checkpoint, checkpoint_every, keep_models)
+        check_train(train, checkpoints=kept is not None)
         search = as_search(params)
         if check_repeats(repeats) > 1:
             search = Repeated(search, repeats)
-        if self._run is not None:
+        metric, mode = sweep_metric(metric, mode, search, pruner)
+        if self.current_run is not None:
             raise LifecycleError(
-                f"sweep() was called while run {self._run.number} is still going; call end_run() first."
+                f"sweep() was called while run {self.current_run.number} is still going; call end_run() first."
             )
         self._open(resume=resume, fields=search.fields, allow_grid_change=allow_grid_change)
         if tensorboard:
@@ -658,15 +558,19 @@ class RunManager:
         runner = executor if isinstance(executor, Executor) else create_executor(
             executor, workers=workers, max_runs_per_worker=max_runs_per_worker,
             gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, runtime_env=runtime_env)
+        settings = None if kept is None else CheckpointSettings.for_sweep(
+            self.log_dir, kept, every=checkpoint_every, metric=metric, metric_mode=mode, keep_models=keep_models)
         self._in_sweep = True
         try:
             with terminate_like_interrupt():
-                sweep = Sweep(self, train, search, runner, self._results, seed=seed, retry_failed=retry_failed,
+                sweep = Sweep(self, train, search, runner, self._recorder, seed=seed, retry_failed=retry_failed,
                               max_consecutive_failures=max_consecutive_failures, timeout=timeout,
-                              pruner=pruner, max_retries=max_retries)
+                              pruner=pruner, max_retries=max_retries, metric=metric, mode=mode,
+                              checkpoints=settings)
                 sweep.run()
         finally:
             self._in_sweep = False
+            self._recorder.keeper = self._manual_keeper()
         summary = self.summary()
         summary.attrs["sweep_end"] = sweep.reason
         return summary
@@ -677,19 +581,103 @@ class RunManager:
         Examples:
             m.note("joined the Ray cluster at 10.0.0.5:6379")
         """
-        self._sinks.on_note(text)
+        self._recorder.note(text)
 
-    def begin_sweep(self, event: SweepStarted, search: Any) -> None:
-        """Tell the sinks that a sweep over ``search`` starts (its executor is ready). The Sweep calls it."""
-        self._sinks.on_sweep_start(event, search)
+    # ------------------------------------------------------------------------------
+    # Models
+    # ------------------------------------------------------------------------------
+    def save_checkpoint(self, model: Any = None) -> list[str]:
+        """Save the current run's model after the epoch that just ended (call it after
+        ``end_epoch()`` in a custom loop): ``best.keras`` when the epoch is the run's best so far
+        by the sweep's metric (by hand: the first of ``val_accuracy``, ``val_loss``, ``accuracy``,
+        ``loss`` logged), and ``last.keras`` to resume from. Return the kinds saved.
 
-    def end_sweep(self, event: SweepEnded) -> None:
-        """Tell the sinks that the sweep ended (the exports are brought up to date). The Sweep calls it."""
-        try:
-            self._sinks.on_sweep_end(event)
-        except LogDirWriteError as exc:
-            self._write_error = exc
-            raise
+        Raises:
+            LifecycleError: no run is going, or it has no ended epoch yet.
+            LogDirError: the manager has no log_dir to keep files in.
+
+        Examples:
+            m.end_epoch()
+            m.save_checkpoint(model)       # ['best', 'last'] at a new best epoch, else ['last']
+        """
+        handle = self._going("save_checkpoint")
+        if self.log_dir is None:
+            raise LogDirError("save_checkpoint() needs a log_dir to keep the model in; pass RunManager(log_dir=...).")
+        if handle.last_event is None:
+            raise LifecycleError("save_checkpoint() was called before the run's first end_epoch(); "
+                                 "save after an epoch has ended.")
+        if model is None and handle.model is None:
+            raise LifecycleError("save_checkpoint() needs the model: pass it, or give it to begin_run(run, model).")
+        return handle.checkpoint(model, by_hand=True)
+
+    def restore(self, run: Any) -> tuple[Any, int]:
+        """The model and the epochs done of ``run`` (matched by its params) from its last
+        checkpoint in the log_dir, for a custom loop to go on from; ``(None, 0)`` when it has
+        none. The next ``begin_run(run)`` goes on as the same run, after that epoch.
+
+        Examples:
+            model, done = m.restore(run)
+            model = model or build_model(run)
+            m.begin_run(run, model)
+            for epoch in range(done, 20): ...
+        """
+        from runmanager.checkpoints import Checkpoint, CheckpointWriter, ResumePoint, restore
+
+        self._open()
+        record = self._recorder.results.by_id.get(run_id(params_of(run)))
+        if record is None or record.status.finished:
+            return None, 0
+        saved = record.checkpoints.get("last")
+        if saved is None:
+            return None, 0
+        elapsed = next((e.run_duration for e in record.epochs if e.epoch == saved.epoch), 0.0)
+        model = restore(ResumePoint(saved.epoch, saved.file), self.log_dir)
+        self.prepare_run(RunHandle(run, record.number, restored=Checkpoint(saved.epoch, model), elapsed=elapsed,
+                                   writer=CheckpointWriter(self.log_dir)))
+        return model, saved.epoch
+
+    def load_model(self, run: int, *, compile: bool = True) -> Any:
+        """The kept model of run ``run`` (its best epoch's, or its last with ``checkpoint="last"``).
+
+        Raises:
+            CheckpointError: the run has no kept model; the message says why.
+
+        Examples:
+            model = m.load_model(7)
+        """
+        from runmanager.checkpoints import model_file, read_model
+
+        return read_model(self._files_dir() / model_file(self._recorder.results, run), compile=compile)
+
+    def best_model(self, metric: str | None = None, mode: str | None = None, *, compile: bool = True) -> Any:
+        """The model of the best run that has one, at its best epoch, by ``metric`` (default: the
+        sweep's metric).
+
+        Raises:
+            CheckpointError: no run has a kept model (the sweep ran without ``checkpoint=True``).
+
+        Examples:
+            m.sweep(train, grid, checkpoint=True)
+            model = m.best_model()
+            model.evaluate(x_test, y_test)
+        """
+        from runmanager.checkpoints import model_file, read_model
+
+        path = model_file(self._recorder.results, None, metric, mode)
+        return read_model(self._files_dir() / path, compile=compile)
+
+    def _files_dir(self) -> Path:
+        if self.log_dir is None:
+            raise LogDirError("This RunManager has no log_dir, so it kept no models; pass RunManager(log_dir=...).")
+        return self.log_dir
+
+    def _manual_keeper(self) -> Any:
+        """What deletes a finished run's last.keras when runs are checkpointed by hand."""
+        if self.log_dir is None:
+            return None
+        from runmanager.checkpoints import CheckpointKeeper
+
+        return CheckpointKeeper(self.log_dir)
 
     # ------------------------------------------------------------------------------
     # Files
@@ -708,7 +696,7 @@ class RunManager:
         try:
             self._sinks.flush()
         except LogDirWriteError as exc:
-            if self._write_error is None:
+            if self._recorder.write_error is None:
                 raise
             # Already reported when it stopped the sweep: one clear error, not a second one here.
             warnings.warn(f"The exports of {self.log_dir} are not up to date: {exc}", RuntimeWarning, stacklevel=2)
@@ -727,8 +715,7 @@ class RunManager:
         self._opened = False
 
     # Driver-only state stays behind when a manager is sent to a worker process.
-    _DRIVER_ONLY = ("_sinks", "_file_sinks", "_lock", "_tensorboard", "_results", "_write_error", "_run", "_epoch",
-                    "model", "run_params")
+    _DRIVER_ONLY = ("_sinks", "_recorder", "_file_sinks", "_lock", "_tensorboard", "_current", "_next")
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in self._DRIVER_ONLY}
@@ -737,8 +724,9 @@ class RunManager:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.__dict__.update(dict.fromkeys(self._DRIVER_ONLY), _sinks=SinkList(), _file_sinks=[],
-                             _results=Results(), _keep_results=False)
+        sinks = SinkList()  # a worker's copy keeps only the run it is doing; its sink forwards the events
+        self.__dict__.update(dict.fromkeys(self._DRIVER_ONLY), _sinks=sinks, _file_sinks=[],
+                             _recorder=Recorder(sinks, keep=False))
 
     def __enter__(self) -> RunManager:
         return self
@@ -770,8 +758,11 @@ class RunManager:
                 raise
             if self.overwrite:
                 self._sinks.reset()
-            self._lock, self._taken_over, self._write_error = lock, False, None
-            self._results = loaded  # nothing ran before the log_dir was opened
+            self._lock = lock
+            recorder = self._recorder
+            recorder.taken_over, recorder.write_error = False, None
+            recorder.results, recorder.log_dir = loaded, self.log_dir  # nothing ran before the log_dir was opened
+            recorder.keeper = self._manual_keeper()
             self._file_sinks = [journal, ExportSink(self.log_dir, loaded)]
             for position, sink in enumerate(self._file_sinks):
                 self._sinks.add(sink, position)
@@ -787,20 +778,4 @@ class RunManager:
             sink.close()
         self._lock = None
         self._release_files()
-        self._taken_over = True
-
-    def _emit(self, event: Event) -> None:
-        """Fold one event into the results and send it to every sink."""
-        if self._taken_over:
-            raise LogDirError(
-                f"Another RunManager took over log_dir {str(self.log_dir)!r} while run {event.run} "
-                "was going here; this run's later epochs are not recorded. Use one RunManager per log_dir."
-            )
-        record = self._results.apply(event)
-        try:
-            self._sinks.dispatch(event, record)
-        except LogDirWriteError as exc:
-            self._write_error = exc
-            raise
-        if isinstance(event, RunEnded) and not self._keep_results:
-            self._results.forget(event.run)
+        self._recorder.taken_over = True

@@ -13,13 +13,16 @@ import os
 import pickle
 import signal
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runmanager.backend import import_keras
-from runmanager.errors import InvalidArgumentError
+from runmanager.errors import MissingMetricError
 from runmanager.events import EpochEnded, Event, Status
-from runmanager.executors import Task
+from runmanager.executors import SweepContext, Task
 from runmanager.signals import Terminated, install_in_worker
+
+if TYPE_CHECKING:
+    from runmanager.checkpoints import ResumePoint
 
 __all__ = ["RunActor", "WorkerSetup", "adopt_main", "configure_environment", "process_main"]
 
@@ -59,24 +62,29 @@ class WorkerSetup:
                  receive: Callable[[], bool | str] | None = None) -> None:
         from runmanager.sinks.forward import ForwardSink
 
-        self.manager, self.train, fields, pruning = pickle.loads(payload)
-        self.manager.add_sink(ForwardSink(send))
+        manager, train, fields, pruning, checkpoints = pickle.loads(payload)
+        manager.add_sink(ForwardSink(send))
         self.run_type = collections.namedtuple("Run", fields)  # type: ignore[misc]
         self.receive = receive if pruning else None
+        self.context = SweepContext(manager, None, train, judge=self.judge if pruning else None,
+                                    checkpoints=checkpoints)
+
+    @property
+    def manager(self) -> Any:
+        return self.context.manager
 
     def judge(self, event: EpochEnded) -> bool:
         """Wait for the driver's verdict on the epoch just sent: stop, go on, or fail."""
         assert self.receive is not None
         verdict = self.receive()
         if isinstance(verdict, str):
-            raise InvalidArgumentError(verdict)
+            raise MissingMetricError(verdict)
         return bool(verdict)
 
-    def run(self, number: int, params: Mapping[str, Any], seed: int | None) -> Status:
+    def run(self, number: int, params: Mapping[str, Any], seed: int | None, resume: ResumePoint | None = None) -> Status:
         from runmanager.executors.sequential import run_task
 
-        return run_task(self.manager, self.train, Task(number, self.run_type(**params), seed),
-                        self.judge if self.receive is not None else None)
+        return run_task(self.context, Task(number, self.run_type(**params), seed, resume))
 
 
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
@@ -93,8 +101,8 @@ def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: b
                         lambda: tasks.get()[1])  # the driver's verdicts come on the task queue
     try:
         while (task := tasks.get()) is not None:
-            number, params, seed = task
-            status = setup.run(number, params, seed)
+            number, params, seed, resume = task
+            status = setup.run(number, params, seed, resume)
             events.send(("done", slot, generation, (number, status.value)))
     except Terminated:
         pass  # the run's end was sent to the driver already
@@ -146,8 +154,8 @@ class RunActor:
         """The driver's pruning verdict on the epoch the run is waiting after."""
         self._verdicts.put(verdict)
 
-    def run(self, number: int, params: Mapping[str, Any], seed: int | None) -> str:
-        status = self.setup.run(number, params, seed).value
+    def run(self, number: int, params: Mapping[str, Any], seed: int | None, resume: ResumePoint | None = None) -> str:
+        status = self.setup.run(number, params, seed, resume).value
         # Through the same queue as the events, so the driver sees them all before "done".
         self.queue.put(("done", self.slot, self.generation, (number, status)))
         return status

@@ -105,7 +105,7 @@ def test_a_metric_the_runs_never_log_fails_them_naming_the_metrics_there_are(tmp
         sweep(tmp_path, ASHA_SCORES, 3, MedianPruner("val_acc"))
     summary = load_summary(tmp_path)
     assert summary["status"].tolist() == ["failed"] * 3
-    assert summary["error"][0] == ("InvalidArgumentError: The pruner judges 'val_acc', which run 1 did not log "
+    assert summary["error"][0] == ("MissingMetricError: The pruner judges 'val_acc', which run 1 did not log "
                                    "at epoch 1 (it logged val_accuracy, val_loss); pass one of those to the pruner.")
 
 
@@ -143,7 +143,7 @@ def test_a_custom_loop_sees_the_decision_through_run_pruned():
         m.track("val_accuracy", 0.1)
         m.end_epoch()
         if epoch == 1:
-            m.prune_run(m.run_count)  # what a sweep's pruner does
+            m.current_run.prune()  # what a sweep's pruner does
         if m.run_pruned:
             break
     m.end_run()

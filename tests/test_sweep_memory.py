@@ -17,8 +17,10 @@ import training
 from runmanager import RunBuilder, RunManager, SweepError, load_results, load_summary
 from runmanager.events import EpochEnded, RunEnded, RunStarted, Status
 from runmanager.executors.memory import InMemoryExecutor
+from runmanager.recorder import Recorder
 from runmanager.results import Results, fold
 from runmanager.search import RunList, Search
+from runmanager.sinks import SinkList
 from runmanager.sweep import Sweep, Tally
 
 
@@ -86,7 +88,9 @@ def test_planning_keeps_numbers_skips_finished_runs_and_numbers_new_ones_after_t
                    + events_for(3, done[2]) + events_for(7, done[3], Status.INTERRUPTED))
     grid = RunBuilder({"x": [1, 2, 3, 4, 5, 3]})
     for retry, expected in ((False, [(3, 3), (7, 4), (8, 5)]), (True, [(2, 2), (3, 3), (7, 4), (8, 5)])):
-        plan = Sweep(RunManager(verbose=0), scripted, RunList(list(grid)), None, results, seed=5,
+        recorder = Recorder(SinkList())
+        recorder.results = results
+        plan = Sweep(RunManager(verbose=0), scripted, RunList(list(grid)), None, recorder, seed=5,
                      retry_failed=retry)
         tasks = iter(plan.next_task, None)
         assert [(task.number, task.run.x) for task in tasks] == expected

@@ -20,6 +20,7 @@ from runmanager import (
     RunManagerError,
     load_results,
 )
+from runmanager.storage import results_from_journal
 
 PARAMS = {"units": [4, 8], "learning_rate": [0.05]}
 
@@ -340,6 +341,6 @@ def test_every_run_records_its_keras_backend_and_versions(tmp_path):
     backend = keras.backend.backend()
     library = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
     expected = {"backend": backend, "keras": keras.__version__, library: __import__(library).__version__}
-    assert m.run_record(1).backend == expected
+    assert results_from_journal(tmp_path / "journal.jsonl").runs[1].backend == expected
     journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
     assert next(e for e in journal if e["type"] == "run_start")["backend"] == expected

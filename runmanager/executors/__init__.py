@@ -23,9 +23,11 @@ from runmanager.events import EpochEnded, Status
 from runmanager.naming import params_of
 
 if TYPE_CHECKING:
+    from runmanager.checkpoints import CheckpointSettings, ResumePoint
+    from runmanager.recorder import Recorder
     from runmanager.search import Search
 
-__all__ = ["EXECUTORS", "Executor", "Task"]
+__all__ = ["EXECUTORS", "Executor", "SweepContext", "Task"]
 
 #: The executors ``sweep(executor=...)`` knows by name.
 EXECUTORS = ("sequential", "processes", "ray")
@@ -33,15 +35,44 @@ EXECUTORS = ("sequential", "processes", "ray")
 
 @dataclass(frozen=True)
 class Task:
-    """One run to carry out: its number in the sweep, its ``Run`` namedtuple, its seed."""
+    """One run to carry out: its number in the sweep, its ``Run`` namedtuple, its seed, and the
+    checkpoint it goes on from (None: from its first epoch)."""
 
     number: int
     run: Any
     seed: int | None = None
+    resume: ResumePoint | None = None
 
     @property
     def params(self) -> dict[str, Any]:
         return params_of(self.run)
+
+    def message(self) -> tuple[int, dict[str, Any], int | None, ResumePoint | None]:
+        """The task as a worker gets it: the params as a dict, since a ``Run`` namedtuple class
+        made at run time cannot be pickled by reference (the worker makes its own)."""
+        return self.number, self.params, self.seed, self.resume
+
+
+@dataclass
+class SweepContext:
+    """What an executor gets from the sweep it carries out.
+
+    ``manager`` is the user's RunManager (workers get a copy of it, so its subclass hooks run
+    beside the model); ``recorder`` is where the driver records every event that reaches it;
+    ``judge`` is the pruner's verdict on an epoch (None: no pruning; it may raise
+    :class:`~runmanager.errors.MissingMetricError`, which fails the run); ``max_retries`` is how
+    many times a run whose worker died runs again; ``checkpoints`` are the sweep's checkpoint
+    settings (None: off) and ``resume_point(number)`` where a retried run goes on from.
+    """
+
+    manager: Any
+    recorder: Recorder | None  # None in a worker: its manager's copy forwards the events
+    train: Callable[..., Any]
+    search: Search | None = None
+    judge: Callable[[EpochEnded], bool] | None = None
+    max_retries: int = 1
+    checkpoints: CheckpointSettings | None = None
+    resume_point: Callable[[int], ResumePoint | None] = lambda number: None
 
 
 class Executor:
@@ -54,7 +85,7 @@ class Executor:
     Examples:
         class Inline(Executor):              # the whole contract, in a few lines
             def submit(self, task):
-                self.done = [(task, run_task(self.manager, self.train, task))]
+                self.done = [(task, run_task(self.context, task))]
             def running(self):
                 return len(self.done)
             def wait(self):
@@ -63,17 +94,11 @@ class Executor:
     """
 
     capacity: int = 1
-    #: set by the sweep when it prunes: asked after every epoch of every run whether the run
-    #: stops there; it may raise InvalidArgumentError (the metric is not logged), which fails the run
-    judge: Callable[[EpochEnded], bool] | None = None
-    #: set by the sweep: how many times a run whose worker died is run again before it is
-    #: recorded ``interrupted`` (executors with workers)
-    max_retries: int = 1
 
-    def open(self, manager: Any, train: Callable[..., Any], search: Search) -> None:
-        """Get ready to run ``train`` for ``manager``'s sweep over ``search``: start workers,
+    def open(self, context: SweepContext) -> None:
+        """Get ready to carry out the runs of the sweep ``context`` describes: start workers,
         and reject what cannot work before any run starts."""
-        self.manager, self.train, self.search = manager, train, search
+        self.context = context
 
     def submit(self, task: Task) -> None:
         """Start ``task``; the sweep calls it only while :meth:`running` is below :attr:`capacity`."""

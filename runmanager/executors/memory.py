@@ -59,7 +59,7 @@ class MemoryPool(Pool):
     def submit(self, slot: Slot, task: Task) -> None:
         setup, outbox = slot.handle
         outbox.clear()
-        status = setup.run(task.number, task.params, task.seed)
+        status = setup.run(*task.message())
         if task.number in self._die:
             first = next((i for i, m in enumerate(outbox) if isinstance(m[3], EpochEnded)), len(outbox) - 1)
             del outbox[first + 1:]

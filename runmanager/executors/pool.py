@@ -19,23 +19,21 @@ the driver, from the epoch events of every run, before the run's next epoch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runmanager.errors import (
-    InvalidArgumentError,
     InvalidArgumentTypeError,
     LogDirWriteError,
+    MissingMetricError,
     SweepError,
     missing_extra,
 )
 from runmanager.events import EpochEnded, RunStarted, Status
-from runmanager.executors import Executor, Task
-
-if TYPE_CHECKING:
-    from runmanager.search import Search
+from runmanager.executors import Executor, SweepContext, Task
 
 __all__ = ["Pool", "PoolExecutor", "Slot", "check_picklable", "worker_payload"]
 
@@ -111,15 +109,20 @@ def check_picklable(train: Any, manager: Any) -> None:
         ) from None
 
 
-def worker_payload(manager: Any, train: Any, fields: tuple[str, ...], *, by_value: bool,
-                   pruning: bool = False, always_by_value: bool = False) -> bytes:
-    """What every worker starts from: a copy of the manager, ``train``, the run fields, and
-    whether to wait for the driver's verdict after every epoch (``pruning``).
+def worker_content(context: SweepContext) -> tuple[Any, ...]:
+    """What every worker starts from: a copy of the manager, ``train``, the run fields, whether to
+    wait for the driver's verdict after every epoch (pruning), and the checkpoint settings."""
+    assert context.search is not None
+    return (context.manager, context.train, tuple(context.search.fields), context.judge is not None,
+            context.checkpoints)
 
-    With ``by_value`` (Ray), what pickle cannot send by reference (a closure) is sent
-    by value with Ray's cloudpickle; ``always_by_value`` sends it so whatever pickle can do.
+
+def worker_payload(context: SweepContext, *, by_value: bool, always_by_value: bool = False) -> bytes:
+    """:func:`worker_content` pickled. With ``by_value`` (Ray), what pickle cannot send by
+    reference (a closure) is sent by value with Ray's cloudpickle; ``always_by_value`` sends it
+    so whatever pickle can do.
     """
-    content = (manager, train, fields, pruning)
+    content = worker_content(context)
     try:
         if always_by_value:
             raise pickle.PicklingError("sent by value")
@@ -161,12 +164,12 @@ class PoolExecutor(Executor):
     def make_pool(self, payload: bytes) -> Pool:
         raise NotImplementedError
 
-    def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
-        return worker_payload(manager, train, tuple(search.fields), by_value=False, pruning=self.judge is not None)
+    def payload(self, context: SweepContext) -> bytes:
+        return worker_payload(context, by_value=False)
 
-    def open(self, manager: Any, train: Callable[..., Any], search: Search) -> None:
-        super().open(manager, train, search)
-        self.pool = self.make_pool(self.payload(manager, train, search))
+    def open(self, context: SweepContext) -> None:
+        super().open(context)
+        self.pool = self.make_pool(self.payload(context))
         self.slots = [Slot(i) for i in range(self.capacity)]
         for slot in self.slots:
             self.pool.start(slot)
@@ -213,8 +216,8 @@ class PoolExecutor(Executor):
         if kind == "event":
             if task is not None and payload.run == task.number:
                 slot.started = slot.started or isinstance(payload, RunStarted)
-                self.manager.record_event(payload)
-                if self.judge is not None and isinstance(payload, EpochEnded):
+                self.context.recorder.record(payload)
+                if self.context.judge is not None and isinstance(payload, EpochEnded):
                     self.pool.answer(slot, self._verdict(payload))
             return None
         if kind == "done":
@@ -225,18 +228,21 @@ class PoolExecutor(Executor):
             if task is None:
                 return None
             slot.task = None
-            record = self.manager.run_record(task.number) if slot.started else None
+            recorder = self.context.recorder
+            record = recorder.run(task.number) if slot.started else None
             if record is not None and record.status != Status.RUNNING:
                 status = record.status  # it died after reporting the end of its run
-            elif self._attempts.get(task.number, 0) < self.max_retries:
+            elif self._attempts.get(task.number, 0) < self.context.max_retries:
                 self._attempts[task.number] = self._attempts.get(task.number, 0) + 1
-                self.manager.note(f"run {task.number}: {payload}; running it again "
-                                  f"(retry {self._attempts[task.number]} of {self.max_retries})")
-                self._retries.append(task)
+                resume = self.context.resume_point(task.number) if slot.started else task.resume
+                where = f" from its checkpoint after epoch {resume.epoch}" if resume is not None else ""
+                recorder.note(f"run {task.number}: {payload}; running it again{where} "
+                              f"(retry {self._attempts[task.number]} of {self.context.max_retries})")
+                self._retries.append(dataclasses.replace(task, resume=resume))
                 return None
             else:
                 status = Status.INTERRUPTED
-                self.manager.record_lost_run(task.number, task.run, payload, started=slot.started)
+                recorder.lost(task.number, task.run, payload, started=slot.started)
         if task is None:
             return None
         slot.task = None
@@ -251,7 +257,7 @@ class PoolExecutor(Executor):
             return
         slot.handle, slot.retired = None, True
         self.capacity -= 1
-        self.manager.note(f"a worker is gone ({reason}) and there is no room for a new one: "
+        self.context.recorder.note(f"a worker is gone ({reason}) and there is no room for a new one: "
                           f"the sweep goes on with {_workers(self.capacity)}")
         if self.capacity == 0:
             raise SweepError(f"Every worker of the sweep is gone, the last with: {reason}. Check the cluster "
@@ -259,26 +265,26 @@ class PoolExecutor(Executor):
 
     def _verdict(self, event: EpochEnded) -> bool | str:
         """The pruner's answer for a worker: stop or go on, or why the run must fail."""
-        assert self.judge is not None
+        assert self.context.judge is not None
         try:
-            return self.judge(event)
-        except InvalidArgumentError as exc:
+            return self.context.judge(event)
+        except MissingMetricError as exc:
             return str(exc)
 
     def abort(self, reason: str) -> None:
         """Kill the workers that are running a task and record their runs interrupted (and the
         runs waiting to be retried)."""
+        recorder = self.context.recorder
         for task in self._retries:
             with contextlib.suppress(LogDirWriteError):
-                self.manager.record_lost_run(task.number, task.run, reason,
-                                             started=self.manager.run_record(task.number) is not None)
+                recorder.lost(task.number, task.run, reason, started=recorder.run(task.number) is not None)
         self._retries.clear()
         for slot in self.slots:
             if slot.handle is not None and slot.task is not None:
                 assert self.pool is not None
                 self.pool.kill(slot)
                 with contextlib.suppress(LogDirWriteError):  # recorded where the journal can still take it
-                    self.manager.record_lost_run(slot.task.number, slot.task.run, reason, started=slot.started)
+                    recorder.lost(slot.task.number, slot.task.run, reason, started=slot.started)
                 slot.task = None
 
     def close(self) -> None:

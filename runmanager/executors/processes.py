@@ -6,14 +6,11 @@ import os
 import pickle
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
-from runmanager.executors import Task
+from runmanager.executors import SweepContext, Task
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, check_picklable
-
-if TYPE_CHECKING:
-    from runmanager.search import Search
 
 __all__ = ["ProcessExecutor", "ProcessPool", "visible_gpus"]
 
@@ -85,7 +82,7 @@ class ProcessPool(Pool):
         slot.runs_done = 0
 
     def submit(self, slot: Slot, task: Task) -> None:
-        slot.handle[1].put((task.number, task.params, task.seed))
+        slot.handle[1].put(task.message())
 
     def answer(self, slot: Slot, verdict: bool | str) -> None:
         slot.handle[1].put(("verdict", verdict))
@@ -159,9 +156,9 @@ class ProcessExecutor(PoolExecutor):
         count = workers or (len(self.gpus) if self.gpus else os.cpu_count() or 1)
         super().__init__(count, max_runs_per_worker=max_runs_per_worker)
 
-    def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
-        check_picklable(train, manager)
-        return super().payload(manager, train, search)
+    def payload(self, context: SweepContext) -> bytes:
+        check_picklable(context.train, context.manager)
+        return super().payload(context)
 
     def make_pool(self, payload: bytes) -> Pool:
         return ProcessPool(payload, self.capacity, self.gpus)

@@ -17,24 +17,23 @@ actors of a private Ray import it from the driver's files, which is faster to st
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue as queue_module
 import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, missing_extra
-from runmanager.executors import Task
-from runmanager.executors.pool import Pool, PoolExecutor, Slot, worker_payload
+from runmanager.executors import SweepContext, Task
+from runmanager.executors.pool import Pool, PoolExecutor, Slot, worker_content, worker_payload
 from runmanager.executors.processes import POLL_SECONDS
 from runmanager.executors.shipping import Shipment, main_script, plan_shipment
-
-if TYPE_CHECKING:
-    from runmanager.search import Search
 
 __all__ = ["RayConnection", "RayExecutor", "RayPool", "check_ray_address", "connect_ray"]
 
@@ -406,7 +405,7 @@ class RayPool(Pool):
         return all(live * per <= total.get(name, 0) + 1e-9 for name, per in self._needs.items() if per > 0)
 
     def submit(self, slot: Slot, task: Task) -> None:
-        self._refs[slot.index] = slot.handle.run.remote(task.number, task.params, task.seed)
+        self._refs[slot.index] = slot.handle.run.remote(*task.message())
 
     def answer(self, slot: Slot, verdict: bool | str) -> None:
         slot.handle.verdict.remote(verdict)
@@ -470,15 +469,24 @@ class RayExecutor(PoolExecutor):
         self.runtime_env = runtime_env
         self.shipment = Shipment()
 
-    def payload(self, manager: Any, train: Callable[..., Any], search: Search) -> bytes:
-        fields, pruning = tuple(search.fields), self.judge is not None
+    def payload(self, context: SweepContext) -> bytes:
+        train = context.train
         try:
-            self.shipment = plan_shipment((manager, train, fields, pruning), self.runtime_env,
+            self.shipment = plan_shipment(worker_content(context), self.runtime_env,
                                           what=f"train={getattr(train, '__qualname__', repr(train))}")
         except ImportError:
             raise missing_extra("ray", "ray", 'executor="ray"') from None
-        return worker_payload(manager, train, fields, by_value=True, pruning=pruning,
-                              always_by_value=self.shipment.by_value)
+        return worker_payload(context, by_value=True, always_by_value=self.shipment.by_value)
+
+    def submit(self, task: Task) -> None:
+        # A node of the cluster may not see the log_dir: the checkpoint travels with the task.
+        settings = self.context.checkpoints
+        if task.resume is not None and task.resume.data is None and settings is not None and settings.log_dir:
+            try:
+                task = dataclasses.replace(task, resume=task.resume.with_data(Path(settings.log_dir)))
+            except OSError:
+                task = dataclasses.replace(task, resume=None)  # gone: the run starts afresh
+        super().submit(task)
 
     def make_pool(self, payload: bytes) -> Pool:
         try:
@@ -491,16 +499,16 @@ class RayExecutor(PoolExecutor):
                                  num_gpus=self.num_gpus, default_workers=self.capacity,
                                  runtime_env=self.runtime_env, shipment=shipment)
         self.capacity = connection.workers  # a joined cluster sizes the default number of workers
-        self.manager.note(connection.note)
+        self.context.recorder.note(connection.note)
         if connection.shipped:  # the actors find the code in their working_dir and py_modules
             if shipment.note:
-                self.manager.note(f"ray: {shipment.note}")
+                self.context.recorder.note(f"ray: {shipment.note}")
             return RayPool(payload, self.capacity, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                            main_path=shipment.main, owns_ray=connection.owns)
         # A private Ray, or this process's own: the actors see the driver's files.
         actor_env = None if connection.owns else self.runtime_env
         if not connection.owns and set(shipment.runtime_env) - set(self.runtime_env or {}):
-            self.manager.note("ray: the driver's code is not shipped to a Ray that this process joined itself; "
+            self.context.recorder.note("ray: the driver's code is not shipped to a Ray that this process joined itself; "
                               "on nodes without the driver's files, pass runtime_env={'working_dir': ...} to "
                               "ray.init, or let the sweep join the cluster (ray_address)")
         return RayPool(payload, self.capacity, num_cpus=self.num_cpus, num_gpus=self.num_gpus,

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import traceback
 import warnings
-from collections.abc import Callable
 from typing import Any
 
-from runmanager.errors import LogDirWriteError
-from runmanager.events import EpochEnded, Status
-from runmanager.executors import Executor, Task
+from runmanager.checkpoints import Checkpoint, restore, takes_checkpoint
+from runmanager.errors import CheckpointError, LogDirWriteError
+from runmanager.events import Status
+from runmanager.executors import Executor, SweepContext, Task
+from runmanager.handle import RunHandle
 from runmanager.signals import interrupt_reason
 
 __all__ = ["SequentialExecutor", "clear_keras_session", "run_task", "seed_everything"]
@@ -35,53 +36,82 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def run_task(manager: Any, train: Callable[..., Any], task: Task,
-             judge: Callable[[EpochEnded], bool] | None = None) -> Status:
-    """Run ``train`` for one task under ``manager``; return the run's status.
+def _restored(context: SweepContext, task: Task, resumes: bool) -> tuple[Checkpoint, float, str | None]:
+    """The checkpoint ``task`` goes on from, the seconds it had trained, and a note when its
+    checkpoint cannot be read (it then starts afresh: the sweep never dies of a bad file)."""
+    settings, point = context.checkpoints, task.resume
+    if point is None or settings is None or not resumes:
+        return Checkpoint(), 0.0, None
+    try:
+        model = restore(point, settings.log_dir if settings.sees_log_dir() else None)
+    except CheckpointError as exc:
+        note = f"{exc} Run {task.number} starts again from epoch 1."
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
+        return Checkpoint(), 0.0, note
+    return Checkpoint(point.epoch, model), point.elapsed, None
 
-    Exceptions from ``train`` are recorded, not raised; KeyboardInterrupt (and SIGTERM
-    during a sweep) is recorded as ``interrupted`` and raised again, and so is a failure
-    to write the log_dir.
 
-    ``judge`` is asked after every epoch whether the run should stop there (pruning).
+def run_task(context: SweepContext, task: Task, manager: Any = None) -> Status:
+    """Run ``context.train`` for one task under ``manager`` (default: the sweep's, in this
+    process); return the run's status.
+
+    The run goes on from ``task.resume`` when ``train`` takes a third parameter (the
+    checkpoint), and saves the checkpoints the sweep asks for. Exceptions from ``train`` are
+    recorded, not raised; KeyboardInterrupt (and SIGTERM during a sweep) is recorded as
+    ``interrupted`` and raised again, and so is a failure to write the log_dir.
 
     Examples:
-        status = run_task(m, train, Task(1, run, seed=0))
+        status = run_task(context, Task(1, run, seed=0))
     """
     from runmanager.backend import import_keras
 
     import_keras()  # first, and without TensorFlow's start-up notices
     from runmanager.keras_callback import RunCallback
 
+    manager = context.manager if manager is None else manager
+    train, settings = context.train, context.checkpoints
     clear_keras_session()
     if task.seed is not None:
         seed_everything(task.seed)
-    manager.begin_run_as(task.run, task.number)
-    callback = RunCallback(manager, task.run, managed=True, judge=judge)
+    takes = takes_checkpoint(train)
+    resumes = bool(takes) or (takes is None and settings is not None)
+    restored, elapsed, note = _restored(context, task, resumes)
+    plan = None if settings is None else settings.plan(task.resume.best if restored.epoch else None)
+    handle = RunHandle(task.run, task.number, restored=restored, judge=context.judge, plan=plan,
+                       writer=None if settings is None else settings.writer(), note=note, elapsed=elapsed)
+    manager.prepare_run(handle)
+    manager.begin_run(task.run)
+    callback = RunCallback(manager, task.run, handle=handle)
     try:
-        train(task.run, [callback])
+        if resumes:
+            train(task.run, [callback], restored)
+        else:
+            train(task.run, [callback])
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep
-        manager.end_run_as(Status.INTERRUPTED, interrupt_reason(exc))
+        handle.finish(Status.INTERRUPTED, interrupt_reason(exc))
+        manager.end_run()
         raise
     except LogDirWriteError:
         # Not the run's fault: record it interrupted if the journal can still take it, and stop.
         with contextlib.suppress(LogDirWriteError):
-            manager.end_run_as(Status.INTERRUPTED, "the log_dir could not be written")
+            handle.finish(Status.INTERRUPTED, "the log_dir could not be written")
+            manager.end_run()
         raise
     except Exception as exc:  # noqa: BLE001 - one bad run must not kill the sweep
-        manager.end_run_as(Status.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        handle.finish(Status.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        manager.end_run()
         return Status.FAILED
-    manager.discard_epoch()  # a custom loop that began an epoch and never ended it
-    if manager.epoch_count == 0:
+    handle.discard_epoch()  # a custom loop that began an epoch and never ended it
+    if handle.epochs == restored.epoch:
         warnings.warn(
             f"Run {task.number} {tuple(task.run)} recorded no epochs: train() must pass `callbacks` to "
             "model.fit(), or drive them in a custom loop.",
             RuntimeWarning,
             stacklevel=2,
         )
-    status = manager.run_status
-    manager.end_run_as(status)
-    return status
+    handle.checkpoint(final=True)  # its last epoch, where checkpoint_every skipped it
+    manager.end_run()
+    return handle.status
 
 
 class SequentialExecutor(Executor):
@@ -104,4 +134,4 @@ class SequentialExecutor(Executor):
         task, self._task = self._task, None
         if task is None:
             return []
-        return [(task, run_task(self.manager, self.train, task, self.judge))]
+        return [(task, run_task(self.context, task))]
