@@ -88,11 +88,18 @@ def _where(frame: Any, expression: str, *, also: Callable[[], Any] | None = None
             return select(frame, expression)
         if also is not None:
             other = also()
-            missing = [name for name in names if name not in other.columns]
-            if not missing:
+            if all(name in other.columns for name in names):
                 return select(other, expression)
-        message = (f"The filter {expression!r} names {missing[0]!r}, which is not a column; put a name that is "
-                   "not a Python name in backticks, such as `val accuracy`.")
+        unknown = [name for name in missing if other is None or name not in other.columns]
+        if unknown:
+            message = (f"The filter {expression!r} names {unknown[0]!r}, which is not a column; put a name that is "
+                       "not a Python name in backticks, such as `val accuracy`.")
+        else:
+            aggregated = next(name for name in names if name not in frame.columns)
+            of_runs = next(name for name in names if name not in other.columns)
+            message = (f"The filter {expression!r} names {of_runs!r}, a column of the runs, and {aggregated!r}, "
+                       "a column of the aggregated table; a filter selects runs or configurations, so use the "
+                       "columns of one table.")
     except InvalidArgumentError as error:
         message = str(error)
     if also is not None and other is None:
