@@ -8,7 +8,12 @@
     runmanager report LOG_DIR [-o FILE] [--metric NAME] [--by PARAM]
     runmanager tensorboard LOG_DIR [--port N]
 
-Errors (a bad path, an unknown metric) are one line on stderr and exit code 2.
+``--where`` takes a filter over the table's columns, in the ordinary part of pandas'
+``DataFrame.query`` language: comparisons (chained too), ``in [...]``, ``and``/``or``/``not``,
+``+ - * /``, e.g. ``"0.001 < lr <= 0.1 and optimizer in ['adam', 'sgd']"``. It is parsed and
+walked (runmanager.query), never run as Python: a filter cannot call, import or write anything.
+
+Errors (a bad path, an unknown metric, a filter that is refused) are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -70,28 +75,37 @@ def _backends(log_dir: str) -> str:
 
 def _where(frame: Any, expression: str, *, also: Callable[[], Any] | None = None) -> Any:
     """The rows of ``frame`` that match; when the expression names columns ``frame`` lacks, the
-    rows of ``also()`` (the aggregated table, built only then) that match."""
+    rows of ``also()`` (the aggregated table, built only then) that match. The expression is
+    parsed and walked by :mod:`runmanager.query`, never run: a results folder may come from anyone."""
     from runmanager.errors import InvalidArgumentError
+    from runmanager.query import columns_used, select
 
     other = None
     try:
-        return frame.query(expression, engine="python")
-    except Exception as exc:  # pandas raises many kinds: SyntaxError, NameError, TypeError, ...
-        error = exc
-    if also is not None and isinstance(error, NameError):
-        other = also()
-        try:
-            return other.query(expression, engine="python")
-        except Exception as exc:  # noqa: BLE001 - as above
-            error = exc
+        names = columns_used(expression)  # refuses what a filter may not hold before any table is built
+        missing = [name for name in names if name not in frame.columns]
+        if not missing:
+            return select(frame, expression)
+        if also is not None:
+            other = also()
+            if all(name in other.columns for name in names):
+                return select(other, expression)
+        unknown = [name for name in missing if other is None or name not in other.columns]
+        if unknown:
+            message = (f"The filter {expression!r} names {unknown[0]!r}, which is not a column; put a name that is "
+                       "not a Python name in backticks, such as `val accuracy`.")
+        else:
+            aggregated = next(name for name in names if name not in frame.columns)
+            of_runs = next(name for name in names if name not in other.columns)
+            message = (f"The filter {expression!r} names {of_runs!r}, a column of the runs, and {aggregated!r}, "
+                       "a column of the aggregated table; a filter selects runs or configurations, so use the "
+                       "columns of one table.")
+    except InvalidArgumentError as error:
+        message = str(error)
     if also is not None and other is None:
         other = also()  # its columns, for the message
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
     columns = dict.fromkeys([*frame.columns, *([] if other is None else other.columns)])
-    raise InvalidArgumentError(
-        f"--where {expression!r} failed: {message}. Columns: {', '.join(map(str, columns))}; "
-        "write a pandas query such as \"lr < 0.01 and status == 'completed'\"."
-    ) from None
+    raise InvalidArgumentError(f"--where: {message} Columns: {', '.join(map(str, columns))}.") from None
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -196,7 +210,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--metric", help="sort best first by this metric (with --aggregate: rank by its mean)")
     show.add_argument("--mode", choices=("min", "max"), help="with --metric; default: min for losses, else max")
     show.add_argument("--where", metavar="EXPR",
-                      help="keep the rows that match a pandas query, e.g. \"lr < 0.01 and status == 'completed'\"")
+                      help="keep the rows that match, e.g. \"lr < 0.01 and status == 'completed'\": columns, "
+                           "numbers, 'strings', == != < <= > >=, in [...], and/or/not, + - * /; never run as code")
     show.add_argument("--format", choices=FORMATS, default="plain",
                       help="plain (default), github (Markdown), latex (booktabs) or csv")
     show.set_defaults(func=_show)

@@ -309,12 +309,13 @@ def test_show_where_filters_runs_or_the_aggregated_table(swept, capsys):
     assert shown["val_loss"].dropna().is_monotonic_increasing and shown["val_loss"].isna().tolist()[-1]
 
 
-@pytest.mark.parametrize("where, message", [("lr <", "invalid syntax"), ("nope > 1", "name 'nope' is not defined")])
+@pytest.mark.parametrize("where, message", [("lr <", "is not a valid expression (invalid syntax)"),
+                                            ("nope > 1", "names 'nope', which is not a column")])
 def test_a_bad_where_is_a_one_line_error_with_exit_2(swept, capsys, where, message):
     _, log_dir = swept
     assert main(["show", str(log_dir), "--where", where]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"runmanager: error: --where {where!r} failed: {message}")
+    assert err.count("\n") == 1 and err.startswith(f"runmanager: error: --where: The filter {where!r} {message}")
     assert "Columns: run, lr, units, repeat, status" in err
 
 

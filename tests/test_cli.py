@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+import training
 
-from runmanager import load_summary
+from runmanager import RunManager, aggregate, load_summary
 from runmanager.cli import main
 
 
@@ -119,3 +121,92 @@ def test_the_backends_start_up_notices_are_hidden_unless_asked(shown):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr.endswith("kept\n")
     assert ("absl::InitializeLog" in done.stderr) is shown
+
+
+def two_epochs(run, callbacks):
+    """Metrics that depend on the params and the repeat; repeat 2 of lr=0.1, units=8 fails."""
+    if (run.lr, run.units, run.repeat) == (0.1, 8, 2):
+        raise RuntimeError("simulated out of memory")
+    level = {0.1: 0.6, 0.01: 0.8}[run.lr] + run.units / 100 + (0.02 if run.optimizer == "adam" else 0)
+    training.fit_without_model(callbacks, [{"loss": round(1 - level + c, 4), "val_accuracy": round(level - c + run.repeat / 100, 4)}
+                                           for c in (0.2, 0.1)])
+
+
+@pytest.fixture(scope="module")
+def filtered(tmp_path_factory):
+    """A real log_dir of 16 runs: 8 configurations, 2 repeats each, one run failed."""
+    log_dir = tmp_path_factory.mktemp("filtered")
+    grid = {"lr": [0.1, 0.01], "units": [4, 8], "optimizer": ["adam", "sgd"]}
+    RunManager(log_dir, verbose=0).sweep(two_epochs, grid, repeats=2, seed=0, max_consecutive_failures=0)
+    return log_dir
+
+
+ATTACKS = [
+    "units.__init__.__globals__['sys'].modules['os'].system('touch {path}') == 0",
+    "units.to_pickle('{path}') == 1",
+    "units.__class__.__init__.__globals__['__builtins__']['open']('{path}', 'w') == 1",
+    "open('{path}', 'w') == 1",
+    "units[0] == 4",
+    "(lambda: open('{path}', 'w'))() == 1",
+    "(written := units.to_pickle('{path}')) == 1",
+    "@units == 4",
+]
+
+
+@pytest.mark.parametrize("aggregated", [False, True])
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_show_where_refuses_code_with_one_line_and_exit_2_and_runs_nothing(filtered, tmp_path, capsys, attack,
+                                                                           aggregated):
+    path = tmp_path / "written"
+    where = attack.format(path=path)
+    assert main(["show", str(filtered), "--where", where] + (["--aggregate"] if aggregated else [])) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"runmanager: error: --where: The filter {where!r} uses ")
+    assert "which a filter may not" in err and "Columns: run, lr, units, optimizer, repeat, status" in err
+    assert not path.exists()
+
+
+def test_show_where_refuses_code_in_a_real_process(filtered, tmp_path):
+    path = tmp_path / "pwned"
+    done = cli("show", filtered, "--where", ATTACKS[0].format(path=path), timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "(a call), which a filter may not" in done.stderr
+    assert "Traceback" not in done.stderr and not path.exists()
+
+
+@pytest.mark.parametrize("where", [
+    "0.01 <= lr < 0.1 and optimizer in ['adam']",
+    "`val_accuracy` > 0.8 | status == 'failed'",
+    "not (units == 8) and repeat != [1]",
+    "val_accuracy - loss > 0.5 and optimizer not in ('sgd',)",
+])
+def test_show_where_keeps_the_rows_pandas_query_keeps(filtered, capsys, where):
+    assert main(["show", str(filtered), "--where", where, "--format", "csv"]) == 0
+    shown = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    expected = load_summary(filtered).query(where)["run"].tolist()
+    assert shown["run"].tolist() == expected and 0 < len(expected) < 16
+
+
+@pytest.mark.parametrize("where", ["completed < runs", "val_accuracy_mean > 0.75 and optimizer == 'adam'"])
+def test_show_aggregate_where_over_the_aggregated_columns_selects_configurations(filtered, capsys, where):
+    assert main(["show", str(filtered), "--aggregate", "--where", where, "--format", "csv"]) == 0
+    shown = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    expected = aggregate(filtered).query(where)
+    assert shown[["lr", "units", "optimizer"]].values.tolist() == expected[["lr", "units", "optimizer"]].values.tolist()
+    assert 0 < len(expected) < 8
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--where", "nope > 1"], "The filter 'nope > 1' names 'nope', which is not a column; put a name"),
+    (["--aggregate", "--where", "repeat == 1 and runs == 2"], "names 'repeat', a column of the runs, and 'runs', a column of the aggregated table; a filter selects runs or configurations"),
+    (["--aggregate", "--where", "nope > 1 and runs == 2"], "names 'nope', which is not a column"),
+    (["--where", "lr * 2"], "gives float64 values, not true or false per row; compare it"),
+    (["--where", "optimizer < 1"], "cannot be evaluated over these columns"),
+])
+def test_a_where_that_cannot_select_is_one_line_naming_the_columns(filtered, capsys, args, message):
+    assert main(["show", str(filtered), *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("runmanager: error: --where: The filter ")
+    assert message in err and "Columns: run, lr, units, optimizer, repeat, status, epochs, loss, val_accuracy" in err
+    assert ("runs, completed, loss_mean" in err) is ("--aggregate" in args)
