@@ -9,7 +9,9 @@ Examples:
 from __future__ import annotations
 
 from runmanager.analysis import aggregate
+from runmanager.checkpoints import Checkpoint, load_model
 from runmanager.errors import (
+    CheckpointError,
     ColumnClashError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -19,6 +21,7 @@ from runmanager.errors import (
     LifecycleError,
     LogDirError,
     MissingExtraError,
+    MissingMetricError,
     RunManagerError,
     SweepError,
 )
@@ -33,6 +36,8 @@ from runmanager.tracking import RunManager
 __version__ = "0.1.0"
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
     "ColumnClashError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -43,6 +48,7 @@ __all__ = [
     "LogDirError",
     "MedianPruner",
     "MissingExtraError",
+    "MissingMetricError",
     "OptunaSearch",
     "Pruner",
     "RandomSearch",
@@ -52,6 +58,7 @@ __all__ = [
     "SuccessiveHalvingPruner",
     "SweepError",
     "aggregate",
+    "load_model",
     "load_results",
     "load_summary",
     "plot",

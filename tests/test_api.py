@@ -10,10 +10,10 @@ import runmanager
 from runmanager import errors
 
 PUBLIC = [
-    "ColumnClashError", "InvalidArgumentError", "InvalidArgumentTypeError", "InvalidGridError",
+    "Checkpoint", "CheckpointError", "ColumnClashError", "InvalidArgumentError", "InvalidArgumentTypeError", "InvalidGridError",
     "InvalidGridTypeError", "JournalError", "LifecycleError", "LogDirError", "MedianPruner", "MissingExtraError",
-    "OptunaSearch", "Pruner", "RandomSearch", "RunBuilder", "SuccessiveHalvingPruner", "RunManager", "RunManagerError",
-    "SweepError", "aggregate", "load_results", "load_summary", "plot", "report",
+    "MissingMetricError", "OptunaSearch", "Pruner", "RandomSearch", "RunBuilder", "SuccessiveHalvingPruner", "RunManager", "RunManagerError",
+    "SweepError", "aggregate", "load_model", "load_results", "load_summary", "plot", "report",
 ]
 
 

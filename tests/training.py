@@ -158,3 +158,51 @@ def wait_for_epochs(process, log_dir, count: int, timeout: float = 120) -> None:
         except Exception:  # noqa: BLE001 - the journal does not exist yet
             pass
         time.sleep(0.05)
+
+
+def train_resumable(run, callbacks, checkpoint):
+    """Fit a tiny MLP for ``run.num_epochs`` epochs, going on from ``checkpoint``. Each start is
+    appended to the file ``RM_TEST_STARTS`` names (units, epoch it starts after, restored or not);
+    with ``RM_TEST_KILL_AT=N`` the process kills itself (SIGKILL) at the end of epoch N of the
+    run with ``units == 8``, once (a file ``<RM_TEST_STARTS>.killed`` remembers it)."""
+    import keras
+
+    starts = os.environ.get("RM_TEST_STARTS")
+    if starts:
+        with open(starts, "a", encoding="utf-8") as handle:
+            handle.write(f"{run.units} {checkpoint.epoch} {checkpoint.model is not None}\n")
+    kill_at = int(os.environ.get("RM_TEST_KILL_AT", "0"))
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            marker = f"{starts}.killed"
+            if run.units == 8 and epoch + 1 == kill_at and not os.path.exists(marker):
+                open(marker, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(float(os.environ.get("RM_TEST_PAUSE", "0")))
+
+    x, y = data()
+    model = checkpoint.model or build_model(run.units)
+    model.fit(x, y, epochs=run.num_epochs, initial_epoch=checkpoint.epoch, batch_size=32, validation_split=0.25,
+              callbacks=[*callbacks, Kill()], verbose=0)
+
+
+SCORES = (0.2, 0.9, 0.5, 0.3, 0.4)
+
+
+def train_peaking(run, callbacks):
+    """A run whose ``score`` (put in Keras's logs before runmanager's callback sees them) peaks at
+    epoch 2 of 5; the weights after each epoch go to ``RM_TEST_WEIGHTS/<units>-<epoch>.npy``."""
+    import keras
+
+    folder = os.environ["RM_TEST_WEIGHTS"]
+
+    class Score(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"] = SCORES[epoch] * run.units / 16
+            flat = np.concatenate([w.ravel() for w in self.model.get_weights()])
+            np.save(os.path.join(folder, f"{run.units}-{epoch + 1}.npy"), flat)
+
+    x, y = data()
+    model = build_model(run.units)
+    model.fit(x, y, epochs=len(SCORES), batch_size=32, callbacks=[Score(), *callbacks], verbose=0)
