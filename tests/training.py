@@ -206,3 +206,15 @@ def train_peaking(run, callbacks):
     x, y = data()
     model = build_model(run.units)
     model.fit(x, y, epochs=len(SCORES), batch_size=32, callbacks=[Score(), *callbacks], verbose=0)
+
+
+def train_resumable_two_arguments(run, callbacks):
+    """``train_resumable`` without the third parameter: it always starts afresh."""
+    train_resumable(run, callbacks, _FRESH)
+
+
+class _Fresh:
+    epoch, model = 0, None
+
+
+_FRESH = _Fresh()
