@@ -270,6 +270,10 @@ def test_show_aggregate_prints_mean_plus_minus_std_with_the_best_mean_in_bold(sw
     ranked = m.aggregate("val_accuracy")
     assert main(["show", str(log_dir), "--aggregate", "--metric", "val_accuracy", "--format", "github"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    # Under the table, the note on the configuration with a failed repeat (a Markdown paragraph).
+    assert lines[2 + len(ranked):] == ["", "\\* completed fewer repeats than other configurations (up to 3): "
+                                           "its mean is over fewer runs."]
+    lines = lines[: 2 + len(ranked)]
     assert lines[0].split("|")[1:-1] == [c.center(len(c)) for c in lines[0].split("|")[1:-1]]  # a Markdown row
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["rank", "lr", "units", "runs", "completed", "loss",
                                                                 "val_accuracy", "val_loss"]
@@ -287,7 +291,10 @@ def test_show_latex_is_a_booktabs_table_and_csv_reads_back(swept, capsys):
     assert main(["show", str(log_dir), "--aggregate", "--metric", "val_loss", "--format", "latex"]) == 0
     latex = capsys.readouterr().out
     assert latex.startswith("\\begin{tabular}{") and "\\toprule" in latex and "\\midrule" in latex
-    assert latex.rstrip().endswith("\\bottomrule\n\\end{tabular}")
+    assert latex.rstrip().endswith("\\bottomrule\n\\multicolumn{8}{l}{\\footnotesize $^{*}$ completed fewer repeats "
+                                   "than other configurations (up to 3): its mean is over fewer runs.} \\\\\n"
+                                   "\\end{tabular}")
+    assert latex.count("$^{*}$") == 2  # the mark on the configuration, and the note's
     assert "val\\_loss" in latex and "$\\pm$" in latex and latex.count("\\textbf{") == 3  # one per metric
     top = m.aggregate("val_loss").iloc[0]
     assert f"\\textbf{{{top['val_loss_mean']:.4f} $\\pm$ {top['val_loss_std']:.4f}}}" in latex

@@ -39,7 +39,10 @@ def test_new_columns_start_a_new_header_and_nothing_shifts():
     ("column", "value", "param", "shown"),
     [("loss", 0.123456, False, "0.1235"), ("loss", float("nan"), False, "nan"), ("loss", float("inf"), False, "inf"),
      ("loss", 1.5e-7, False, "1.5e-07"), ("run_duration", 3.14159, False, "3.14s"), ("lr", 1e-4, True, "0.0001"),
-     ("opt", None, True, ""), ("opt", "x" * 40, True, "x" * 23 + "…"), ("flag", True, True, "True")],
+     ("opt", None, True, ""), ("opt", "x" * 40, True, "x" * 40),
+     ("layers", [64, 32], True, "[64, 32]"), ("opt", {"name": "adam", "lr": 0.1}, True, '{"name": "adam", "lr": 0.1}'),
+     ("error", "ValueError: " + "x" * 80, False, "ValueError: " + "x" * 47 + "…"),
+     ("error", "ValueError: bad\nmore", False, "ValueError: bad…"), ("flag", True, True, "True")],
 )
 def test_format_value(column, value, param, shown):
     assert format_value(column, value, param=param) == shown
