@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
+import training
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 
+from runmanager import RunManager
 from runmanager.display import LiveTable, format_value
 from runmanager.tables import format_table
 
@@ -82,3 +84,20 @@ def test_a_plain_table_aligns_numbers_right():
 
     text = format_table(pd.DataFrame({"run": [1, 10], "status": ["completed", "failed"]}))
     assert text.splitlines()[2:] == ["    1  completed", "   10  failed"]
+
+
+def test_a_sweeps_live_table_prints_long_params_whole_and_keeps_rows_aligned(tmp_path, capsys):
+    """Each model name is printed whole; when a longer one comes, a new header with a wider column
+    keeps the rows below aligned under it."""
+    names = ["vgg16", training.FROZEN, training.FINETUNED]
+    RunManager(tmp_path, verbose=1).sweep(training.train_by_model, {"model": names})
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.split()[0].isdigit()]
+    assert [row.split()[-1] for row in rows] == [name for name in names for _ in (1, 2)]
+    header = rule = ""
+    for number, line in enumerate(lines):
+        if line.startswith("  run"):
+            header, rule = line, lines[number + 1]
+        elif line in rows:
+            assert line.index(line.split()[-1]) == header.index("model")
+            assert len(line.rstrip()) <= len(rule)  # within the rule under its header
