@@ -131,7 +131,7 @@ def fewer_completed_note(most: int) -> str:
 
     Examples:
         >>> fewer_completed_note(3)
-        "* completed fewer repeats than other configurations (up to 3): its mean is over fewer runs."
+        '* completed fewer repeats than other configurations (up to 3): its mean is over fewer runs.'
     """
     return (f"{FEWER_MARK} completed fewer repeats than other configurations (up to {most}): "
             "its mean is over fewer runs.")
