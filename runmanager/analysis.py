@@ -10,7 +10,7 @@ from typing import Any
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError
 from runmanager.events import Status, default_mode, resolve_mode
 
-__all__ = ["aggregate", "best_run", "default_mode", "metric_columns", "param_columns", "t_quantile_975"]
+__all__ = ["aggregate", "best_run", "default_mode", "metric_columns", "param_columns", "param_key", "t_quantile_975"]
 
 
 def param_columns(frame: Any) -> list[str]:
@@ -136,14 +136,23 @@ def t_quantile_975(df: int) -> float:
             + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
 
 
-def _group_key(value: Any) -> Any:
-    """A value usable as (part of) a dict key: NaN and None are one key, a list its repr."""
+def param_key(value: Any) -> Any:
+    """A param value as a key to group, colour or compare by: the value itself when it is
+    hashable, a list or a dict as its JSON text (``[64, 32]``), and one key (None) for a
+    missing value (None or NaN).
+
+    Examples:
+        >>> param_key(0.1), param_key([64, 32]), param_key({"name": "adam"}), param_key(float("nan"))
+        (0.1, '[64, 32]', '{"name": "adam"}', None)
+    """
+    from runmanager.display import value_text
+
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     try:
         hash(value)
     except TypeError:
-        return repr(value)
+        return value_text(value)
     return value
 
 
@@ -193,7 +202,7 @@ def aggregate(summary: Any, metric: str | None = None, mode: str | None = None) 
     groups: dict[tuple[Any, ...], list[int]] = {}
     keys = zip(*(summary[name].tolist() for name in params)) if params else ((),) * len(summary)
     for position, key in enumerate(keys):
-        groups.setdefault(tuple(_group_key(value) for value in key), []).append(position)
+        groups.setdefault(tuple(param_key(value) for value in key), []).append(position)
     completed = (summary["status"] == Status.COMPLETED).to_numpy()
     rows = []
     for positions in groups.values():

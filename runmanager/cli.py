@@ -5,7 +5,7 @@
     runmanager show LOG_DIR [--epochs] [--info] [--aggregate] [--metric NAME] [--where EXPR]
                             [--format plain|github|latex|csv]
     runmanager best LOG_DIR --metric NAME [--mode min|max]
-    runmanager report LOG_DIR [-o FILE] [--metric NAME] [--by PARAM]
+    runmanager report LOG_DIR [-o FILE|DIR] [--metric NAME] [--by PARAM]
     runmanager tensorboard LOG_DIR [--port N]
 
 ``--where`` takes a filter over the table's columns, in the ordinary part of pandas'
@@ -152,6 +152,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _best(args: argparse.Namespace) -> int:
     from runmanager.analysis import aggregate, best_run, default_mode, param_columns
+    from runmanager.display import value_text
     from runmanager.repeats import REPEAT
     from runmanager.storage import load_summary
     from runmanager.tables import format_table
@@ -164,10 +165,11 @@ def _best(args: argparse.Namespace) -> int:
         table = aggregate(summary, args.metric, mode)
         top = table.head(1).to_dict("records")[0]  # ints stay ints
         configuration = [name for name in params if name != REPEAT]
-        shown = ", ".join(f"{name}={top[name]}" for name in configuration)
+        shown = ", ".join(f"{name}={value_text(top[name])}" for name in configuration)
         print(f"Best configuration by mean {args.metric} ({mode}) over {int(top['completed'])} completed of "
               f"{int(top['runs'])} repeats: {shown}")
-        print(format_table(table.head(1), params=configuration, modes={args.metric: mode}))
+        print(format_table(table.head(1), params=configuration, modes={args.metric: mode},
+                           most_completed=int(table["completed"].max())))
         return 0
     print(f"Best run by {args.metric} ({mode}): run {int(best['run'])}")
     row = summary.loc[[best.name]].drop(columns=["status", "error"])
@@ -222,7 +224,8 @@ def _parser() -> argparse.ArgumentParser:
     best.set_defaults(func=_best)
     report = commands.add_parser("report", help="write one self-contained HTML report of a sweep")
     report.add_argument("log_dir")
-    report.add_argument("-o", "--output", help="the HTML file to write (default: LOG_DIR/report.html)")
+    report.add_argument("-o", "--output", help="the HTML file to write, or a folder to write report.html into "
+                        "(default: LOG_DIR/report.html)")
     report.add_argument("--metric", help="the metric to rank by (default: val_accuracy, val_loss, ... as logged)")
     report.add_argument("--mode", choices=("min", "max"), help="default: min for losses, else max")
     report.add_argument("--by", help="the param that colours the learning curves (default: the most influential)")

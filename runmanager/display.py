@@ -8,6 +8,7 @@ place through an ``IPython.display`` handle.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections import deque
@@ -16,24 +17,43 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-__all__ = ["LiveTable", "format_value", "in_jupyter"]
+__all__ = ["LiveTable", "format_value", "in_jupyter", "value_text"]
 
 _DURATIONS = ("epoch_duration", "run_duration")
-_MAX_TEXT = 24
+#: An error message in a table is cut to its first line and this many characters: its whole text
+#: is in the journal, the CSV and the report. Nothing else is ever cut, so that two params that
+#: differ only at their end (``resnet50_pretrained_imagenet_frozen`` and ``..._finetuned``) never
+#: read the same.
+_MAX_ERROR = 60
 #: Rows the Jupyter table shows: the latest ones, so a long sweep does not re-render thousands.
 JUPYTER_ROWS = 30
 
 
+def value_text(value: Any) -> str:
+    """A value as text: a list or a dict as JSON (``[64, 32]``, ``{"name": "adam"}``), anything
+    else as ``str``. Distinct lists and dicts give distinct texts, so the text can stand for
+    the value where a hashable key is needed.
+
+    Examples:
+        >>> value_text([64, 32]), value_text({"name": "adam", "lr": 0.1}), value_text("relu")
+        ('[64, 32]', '{"name": "adam", "lr": 0.1}', 'relu')
+    """
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
 def format_value(column: str, value: Any, *, param: bool = False) -> str:
-    """A cell as a person reads it: 4 decimals, durations in seconds, long text cut.
+    """A cell as a person reads it: 4 decimals, durations in seconds, lists and dicts as JSON.
 
     A parameter (``param=True``) is shown as given, ``0.001`` rather than ``0.0010``.
+    Text is never cut, except an ``error`` message: its first line, at most 60 characters.
 
     Examples:
         >>> format_value("loss", 0.123456789), format_value("epoch_duration", 1.23456)
         ('0.1235', '1.23s')
-        >>> format_value("lr", 0.001, param=True)
-        '0.001'
+        >>> format_value("lr", 0.001, param=True), format_value("layers", [64, 32], param=True)
+        ('0.001', '[64, 32]')
     """
     if value is None:
         return ""
@@ -51,8 +71,12 @@ def format_value(column: str, value: Any, *, param: bool = False) -> str:
         if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
             return f"{value:.3g}"
         return f"{value:.4f}"
-    text = str(value)
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+    text = value_text(value)
+    if column == "error":
+        first = text.strip().split("\n", 1)[0]
+        if first != text.strip() or len(first) > _MAX_ERROR:
+            return first[: _MAX_ERROR - 1] + "…"
+    return text
 
 
 def _is_number(value: Any) -> bool:
@@ -139,10 +163,16 @@ class LiveTable:
         if columns != self._columns:
             self._start(columns, row, cells)
             return
+        if any(len(cell) > width and align == "left" for cell, width, align in zip(cells, self._widths, self._aligns)):
+            # A longer text than its column was sized for (a param, never cut): a new header with
+            # the wider column, so the lines below stay aligned under it.
+            self._start(columns, row, cells, at_least=self._widths)
+            return
         padded = [self._pad(cell, i) for i, cell in enumerate(cells)]
         self._write(self._render(padded).splitlines()[-1])
 
-    def _start(self, columns: list[str], row: Mapping[str, Any], cells: list[str]) -> None:
+    def _start(self, columns: list[str], row: Mapping[str, Any], cells: list[str],
+               at_least: Sequence[int] = ()) -> None:
         self._columns = columns
         self._aligns = ["right" if _is_number(row[c]) or c in _DURATIONS else "left" for c in columns]
         # Leave room for wider numbers later, so lines stay aligned under the header.
@@ -150,6 +180,7 @@ class LiveTable:
             max(len(c), len(cell) + (2 if _is_number(row[c]) else 0), 3 if c in ("run", "epoch") else 0)
             for c, cell in zip(columns, cells)
         ]
+        self._widths = [max([width, *at_least[i:i + 1]]) for i, width in enumerate(self._widths)]
         padded = [self._pad(cell, i) for i, cell in enumerate(cells)]
         self._write(self._render(padded))
 

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from runmanager.analysis import is_numeric, metric_columns, numeric_columns
+from runmanager.analysis import is_numeric, metric_columns, numeric_columns, param_key
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, missing_extra
 
-__all__ = ["curves_figure", "require_matplotlib", "effects_figure", "influence", "parallel_figure", "plot"]
+__all__ = ["curves_figure", "effects_figure", "influence", "parallel_figure", "plot", "require_matplotlib",
+           "short_labels"]
 
 #: Above this many distinct values a numeric param is coloured on a scale, and binned for its effect.
 MAX_LEVELS = 10
+#: The most characters of a value drawn beside an axis of the parallel coordinates: axes are at
+#: least 1.6 inches apart, and 16 characters of 7 pt text, even of the widest glyphs (``m``, ``W``),
+#: end before the next axis (measured with matplotlib's renderer).
+MAX_LABEL = 16
+#: The start of the SVG id of a text drawn shorter than it is; its label holds the whole text.
+TITLED = "titled-"
 _EPOCH_COLUMNS = ("run", "epoch", "epoch_duration", "run_duration")
 
 
@@ -71,8 +79,10 @@ def _check_param(by: Any, params: Sequence[str]) -> None:
 
 
 def _label(value: Any) -> Any:
-    """A param value as a group or a legend shows it: a missing one (None, NaN) is ``"None"``."""
-    return "None" if value is None or value != value else value
+    """A param value as a group or a legend shows it: a list or a dict as its JSON text (so it
+    can be grouped by), a missing one (None, NaN) as ``"None"``."""
+    key = param_key(value)
+    return "None" if key is None else key
 
 
 def _levels(values: Any) -> Any:
@@ -237,6 +247,46 @@ def plot(results_or_path: Any, metric: str, by: str | None = None) -> Any:
     return curves_figure(frame, metric, by)
 
 
+def short_labels(labels: Sequence[str], width: int = MAX_LABEL) -> dict[str, str]:
+    """Each label as drawn: at most ``width`` characters, a longer one cut in the middle
+    (its start, ``…``, its end), with the split chosen so that distinct labels stay distinct
+    where any split can keep them so.
+
+    Examples:
+        >>> shown = short_labels(["resnet50_pretrained_imagenet_frozen", "resnet50_pretrained_imagenet_finetuned",
+        ...                       "vgg16"], width=16)
+        >>> list(shown.values())
+        ['resnet50…_frozen', 'resnet50…netuned', 'vgg16']
+    """
+    labels = list(dict.fromkeys(labels))
+    if all(len(label) <= width for label in labels):
+        return {label: label for label in labels}
+    half = (width - 1) // 2
+    # Tails from half the width up, then shorter ones: endings tell variants apart most often.
+    tails = [*range(half, width - 1), *range(half - 1, 0, -1)]
+    shortened: dict[str, str] = {}
+    for tail in tails:
+        head = width - 1 - tail
+        shortened = {label: label if len(label) <= width else f"{label[:head]}…{label[-tail:]}" for label in labels}
+        if len(set(shortened.values())) == len(labels):
+            break
+    else:
+        shortened = {label: label if len(label) <= width else f"{label[:width - 1 - half]}…{label[-half:]}"
+                     for label in labels}
+    return shortened
+
+
+def _axis_name(name: str, width: int = MAX_LABEL) -> str:
+    """An axis name (a param) on lines of about ``width`` characters, broken after ``_``, so
+    long names do not run into their neighbours; every character is kept."""
+    lines = [""]
+    for part in re.split(r"(?<=_)", name):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
+
+
 def _axis_positions(values: Any, *, metric: bool = False) -> tuple[Any, list[tuple[float, str]]]:
     """Values placed on a 0..1 axis, and the ticks that label it (log for wide positive ranges)."""
     import numpy as np
@@ -287,11 +337,15 @@ def parallel_figure(per_run: Any, params: Sequence[str], metric: str, mode: str)
                                      alpha=alpha))
     for i, (_, ticks) in enumerate(placed):
         ax.axvline(i, color="black", linewidth=0.8)
+        shown = short_labels([label for _, label in ticks])
         for y, label in ticks:
-            ax.text(i + 0.04, y, label, fontsize=7, va="center", ha="left")
+            text = ax.text(i + 0.04, y, shown[label], fontsize=7, va="center", ha="left")
+            if shown[label] != label:  # the whole label, as the tooltip of the report's SVG
+                text.set_gid(f"{TITLED}{i}-{len(ax.texts)}")
+                text.set_label(label)
     ax.set_xlim(-0.2, len(axes) - 0.6)
     ax.set_ylim(-0.08, 1.08)
-    ax.set_xticks(range(len(axes)), axes)
+    ax.set_xticks(range(len(axes)), [_axis_name(name) for name in axes])
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)

@@ -15,14 +15,14 @@ import io
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, LogDirError
 from runmanager.events import Status, resolve_mode
 
-__all__ = ["REPORT_NAME", "build_report", "default_metric", "report"]
+__all__ = ["REPORT_NAME", "build_report", "default_metric", "report", "why_diverged"]
 
 #: The report's file name in the log_dir when no path is given.
 REPORT_NAME = "report.html"
@@ -41,6 +41,7 @@ table { border-collapse: collapse; font-size: .85rem; font-variant-numeric: tabu
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #eaeef2; text-align: left; white-space: nowrap; }
 th { background: #f6f8fa; position: sticky; top: 0; }
 td.num { text-align: right; }
+.wide { overflow-x: auto; max-width: 100%; }
 .scroll { max-height: 32rem; overflow: auto; border: 1px solid #d0d7de; display: inline-block; max-width: 100%; }
 .figure svg { max-width: 100%; height: auto; }
 .status-failed, .status-diverged { color: #cf222e; } .status-pruned, .status-interrupted { color: #9a6700; }
@@ -64,14 +65,21 @@ def default_metric(metrics: Sequence[str]) -> str | None:
 
 
 def _svg(fig: Any) -> str:
-    """A figure as inline SVG markup, text kept as text (no embedded font outlines)."""
+    """A figure as inline SVG markup, text kept as text (no embedded font outlines); a text
+    drawn shorter than it is gets its whole text as a tooltip (an SVG ``<title>``)."""
     import matplotlib
+
+    from runmanager.plotting import TITLED
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(buffer, format="svg")
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    for artist in fig.findobj(lambda a: str(a.get_gid() or "").startswith(TITLED)):
+        opening = f'<g id="{artist.get_gid()}">'
+        text = text.replace(opening, f"{opening}<title>{html.escape(artist.get_label())}</title>", 1)
+    return text
 
 
 def _cell(column: str, value: Any, params: Sequence[str]) -> str:
@@ -79,6 +87,8 @@ def _cell(column: str, value: Any, params: Sequence[str]) -> str:
 
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "<td></td>"
+    if column == "error":  # the whole message: the page has room, a terminal table has not
+        return f'<td class="error">{html.escape(str(value))}</td>'
     text = html.escape(format_value(column, value, param=column in params))
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if column == "status":
@@ -86,19 +96,39 @@ def _cell(column: str, value: Any, params: Sequence[str]) -> str:
     return f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>"
 
 
-def _table(frame: Any, params: Sequence[str] = (), *, scroll: bool = False) -> str:
-    """An HTML table of ``frame``; an aggregated frame shows ``mean ± std`` cells."""
-    from runmanager.tables import mean_std_text, shown_columns
+def _wide(table: str, *, scroll: bool = False) -> str:
+    """A table in a box that scrolls sideways (and, with ``scroll``, down) when the table is
+    wider than the page, so nothing runs off it."""
+    return f'<div class="{"scroll" if scroll else "wide"}">{table}</div>'
+
+
+def _table(frame: Any, params: Sequence[str] = (), *, scroll: bool = False, most_completed: int | None = None) -> str:
+    """An HTML table of ``frame``; an aggregated frame shows ``mean ± std`` cells, and marks a
+    configuration with fewer completed runs than ``most_completed`` (default: the most of any row)."""
+    from runmanager.tables import (
+        FEWER_MARK,
+        fewer_completed,
+        fewer_completed_note,
+        mean_std_text,
+        shown_columns,
+    )
 
     columns, combined = shown_columns(frame)
+    fewer = fewer_completed(frame, most_completed)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
-    for row in frame.to_dict("records"):  # ints stay ints
+    for row, marked in zip(frame.to_dict("records"), fewer):  # ints stay ints
         cells = [f'<td class="num">{html.escape(mean_std_text(c, row[f"{c}_mean"], row[f"{c}_std"]))}</td>'
                  if c in combined else _cell(c, row[c], params) for c in columns]
+        if marked:
+            at = columns.index("completed")
+            cells[at] = cells[at].replace("</td>", f'<span class="mark">{FEWER_MARK}</span></td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    return f'<div class="scroll">{table}</div>' if scroll else table
+    table = _wide(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>", scroll=scroll)
+    if any(fewer):
+        most = most_completed if most_completed is not None else int(frame["completed"].max())
+        table += f'<p class="note">{html.escape(fewer_completed_note(most))}</p>'
+    return table
 
 
 def _figure(fig: Any, title: str = "") -> str:
@@ -106,9 +136,43 @@ def _figure(fig: Any, title: str = "") -> str:
     return f'<div class="figure">{caption}{_svg(fig)}</div>'
 
 
+def why_diverged(epochs: Iterable[tuple[int, Mapping[str, Any]]]) -> str | None:
+    """Why a run diverged, from its ``(epoch, metrics)``: which losses became NaN or infinite at
+    the first epoch where one did; None when none did.
+
+    Examples:
+        >>> why_diverged([(1, {"loss": 0.5, "accuracy": 0.7}), (2, {"loss": float("nan"), "val_loss": float("inf")})])
+        'loss became nan, val_loss became inf at epoch 2'
+    """
+    from runmanager.display import format_value
+    from runmanager.events import is_lower_better
+
+    for epoch, metrics in epochs:
+        bad = [f"{name} became {format_value(name, float(value))}" for name, value in metrics.items()
+               if is_lower_better(name) and isinstance(value, (int, float)) and not math.isfinite(value)]
+        if bad:
+            return f"{', '.join(bad)} at epoch {epoch}"
+    return None
+
+
+def _diverged_from_rows(frame: Any, run: int) -> str | None:
+    """Why a run diverged, from its epoch rows (a log_dir without its journal): its last epoch,
+    where training stopped. A NaN there may also be an inf that a JSON export wrote as null."""
+    from runmanager.analysis import metric_columns
+
+    rows = frame[frame["run"] == run]
+    if rows.empty:
+        return None
+    last = rows.iloc[-1]
+    metrics = {name: last[name] for name in metric_columns(frame) if not isinstance(last[name], str)}
+    return why_diverged([(int(last["epoch"]), metrics)])
+
+
 def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = None, mode: str | None = None,
-                 by: str | None = None, tracebacks: dict[int, str] | None = None) -> str:
-    """The report's HTML for a summary and its epoch rows (see :func:`report`)."""
+                 by: str | None = None, tracebacks: dict[int, str] | None = None,
+                 reasons: dict[int, str] | None = None) -> str:
+    """The report's HTML for a summary and its epoch rows (see :func:`report`); ``reasons``
+    says why a run diverged (default: read from its last epoch row)."""
     from runmanager.analysis import aggregate, metric_columns, param_columns
     from runmanager.plotting import (
         curves_figure,
@@ -130,6 +194,14 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
         return _page(title, parts)
     params = param_columns(summary)
     configuration = [name for name in params if name != REPEAT]
+    diverged = (summary["status"] == Status.DIVERGED) & summary["error"].isna()
+    if diverged.any():  # a diverged run has no error of its own: say which loss became NaN/inf, when
+        reasons = reasons or {}
+        summary = summary.copy()
+        summary["error"] = summary["error"].astype(object)
+        for position in summary.index[diverged]:
+            run = int(summary.at[position, "run"])
+            summary.at[position, "error"] = reasons.get(run) or _diverged_from_rows(frame, run)
     repeats = REPEAT in params
     logged = set(epoch_metrics(frame))
     metrics = [name for name in metric_columns(summary) if name in logged]
@@ -165,7 +237,7 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
         if repeats:
             table = aggregate(summary, metric, mode)
             parts.append(f"<h2>Best configurations by mean {html.escape(metric)}</h2>")
-            parts.append(_table(table.head(BEST_ROWS), configuration))
+            parts.append(_table(table.head(BEST_ROWS), configuration, most_completed=int(table["completed"].max())))
             parts.append("<h2>Summary over repeats</h2>")
             parts.append(_table(table, configuration, scroll=True))
         else:
@@ -203,6 +275,8 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
             parts.append(_figure(effects_figure(finite, configuration, metric)))
 
     # Runs that did not complete.
+    from runmanager.display import value_text
+
     bad = summary[summary["status"].isin([Status.FAILED, Status.DIVERGED, Status.PRUNED, Status.INTERRUPTED,
                                           Status.RUNNING])]
     parts.append("<h2>Runs that did not complete</h2>")
@@ -211,7 +285,7 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
     else:
         rows = []
         for row in bad.to_dict("records"):
-            values = ", ".join(f"{name}={row[name]}" for name in params)
+            values = ", ".join(f"{name}={value_text(row[name])}" for name in params)
             error = row["error"] if isinstance(row["error"], str) else ""
             trace = (tracebacks or {}).get(int(row["run"]))
             detail = (f"<details><summary>traceback</summary><pre>{html.escape(trace)}</pre></details>"
@@ -220,8 +294,8 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
                         f'<td class="status-{html.escape(row["status"])}">{html.escape(row["status"])}</td>'
                         f'<td class="num">{int(row["epochs"])}</td>'
                         f'<td class="error">{html.escape(error)}{detail}</td></tr>')
-        parts.append("<table><thead><tr><th>run</th><th>params</th><th>status</th><th>epochs</th><th>error</th>"
-                     f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        parts.append(_wide("<table><thead><tr><th>run</th><th>params</th><th>status</th><th>epochs</th>"
+                           f"<th>error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"))
     return _page(title, parts)
 
 
@@ -245,7 +319,8 @@ def report(log_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None 
 
     Args:
         log_dir: a log_dir (or a results ``.csv``/``.json`` beside its summary).
-        path: where to write; default ``LOG_DIR/report.html``.
+        path: the file to write, or an existing folder to write ``report.html`` into;
+            default ``LOG_DIR/report.html``.
         metric: the metric to rank and judge by; default the first of ``val_accuracy``,
             ``val_loss``, ``accuracy``, ``loss`` the runs logged.
         mode: ``"min"`` or ``"max"``; default ``"min"`` for losses and errors, else ``"max"``.
@@ -253,7 +328,7 @@ def report(log_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None 
             most of the spread of ``metric``.
 
     Raises:
-        LogDirError: ``log_dir`` holds no runmanager results.
+        LogDirError: ``log_dir`` holds no runmanager results, or ``path``'s folder does not exist.
         InvalidArgumentError: an unknown metric or param.
         MissingExtraError: matplotlib is not installed.
 
@@ -275,21 +350,45 @@ def report(log_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None 
         raise InvalidArgumentTypeError(f"report needs the path of a log_dir, got {log_dir!r}.")
     source = Path(log_dir)
     journal = source / JOURNAL_NAME
+    if not (journal.is_file() or source.is_dir() or source.suffix in (".csv", ".json")):
+        raise LogDirError(f"{str(source)!r} is not a log_dir; give the folder a sweep wrote.")
+    folder = source if source.is_dir() else source.parent
+    target = _report_path(path, folder)  # a bad path is said before the sweep is read
     tracebacks: dict[int, str] = {}
+    reasons: dict[int, str] = {}
     if journal.is_file():
         results = results_from_journal(journal)
         summary, frame = results.summary(), results.frame()
         tracebacks = {n: r.traceback for n, r in results.runs.items() if r.traceback}
-    elif source.is_dir() or source.suffix in (".csv", ".json"):
-        folder = source if source.is_dir() else source.parent
-        summary, frame = load_summary(folder), load_results(folder)
+        reasons = {n: why for n, r in results.runs.items() if r.status == Status.DIVERGED
+                   and (why := why_diverged((e.epoch, e.metrics) for e in r.epochs))}
     else:
-        raise LogDirError(f"{str(source)!r} is not a log_dir; give the folder a sweep wrote.")
-    title = f"Sweep report: {(source if source.is_dir() else source.parent).resolve().name}"
-    page = build_report(summary, frame, title=title, metric=metric, mode=mode, by=by, tracebacks=tracebacks)
-    target = Path(path) if path is not None else (source if source.is_dir() else source.parent) / REPORT_NAME
-    if target.parent and not target.parent.exists():
-        raise LogDirError(f"Cannot write the report to {str(target)!r}: its folder does not exist.")
+        summary, frame = load_summary(folder), load_results(folder)
+    title = f"Sweep report: {folder.resolve().name}"
+    page = build_report(summary, frame, title=title, metric=metric, mode=mode, by=by, tracebacks=tracebacks,
+                        reasons=reasons)
     atomic_write(target, page)
+    return target
+
+
+def _report_path(path: str | os.PathLike[str] | None, log_dir: Path) -> Path:
+    """Where the report goes: ``path``, or ``REPORT_NAME`` inside it when it is a folder (as
+    ``cp`` does), or in ``log_dir`` when None; checked before the report is built."""
+    if path is None:
+        return log_dir / REPORT_NAME
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentTypeError(f"report's path must be a file or folder path, got {path!r}.")
+    target = Path(path)
+    if target.is_dir():
+        return target / REPORT_NAME
+    if os.fspath(path).endswith(("/", os.sep)):
+        raise LogDirError(f"Cannot write the report into {os.fspath(path)!r}: that folder does not exist; "
+                          "create it first, or give a file name.")
+    folder = target.parent
+    if not folder.exists():
+        raise LogDirError(f"Cannot write the report to {str(target)!r}: its folder does not exist; "
+                          f"create {str(folder)!r} first, or give another path.")
+    if not folder.is_dir():
+        raise LogDirError(f"Cannot write the report to {str(target)!r}: {str(folder)!r} is a file, not a folder.")
     return target
 

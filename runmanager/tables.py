@@ -4,7 +4,9 @@ a paper (LaTeX with booktabs) or a spreadsheet (CSV).
 An aggregated table (:func:`runmanager.aggregate`) shows each metric as one column
 whose cells read ``0.9431 ± 0.0040`` (mean ± sample standard deviation over the
 completed repeats); in the Markdown and LaTeX tables the best mean of each metric
-column is bold.
+column is bold. A configuration whose mean is over fewer completed repeats than another's
+(a repeat failed, diverged or was pruned) has its ``completed`` count marked ``*``, and a
+note under the table says what the mark means: its mean may rank high on luck.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from runmanager.display import format_value
 from runmanager.errors import InvalidArgumentError
 from runmanager.events import default_mode
 
-__all__ = ["FORMATS", "format_table", "latex_table", "mean_std_columns", "mean_std_text", "shown_columns"]
+__all__ = ["FEWER_MARK", "FORMATS", "fewer_completed", "fewer_completed_note", "format_table", "latex_table",
+           "mean_std_columns", "mean_std_text", "shown_columns"]
 
 #: The table formats ``format_table`` and ``runmanager show --format`` know.
 FORMATS = ("plain", "github", "latex", "csv")
+#: The mark on the ``completed`` count of a configuration with fewer completed repeats than another.
+FEWER_MARK = "*"
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
@@ -102,19 +107,52 @@ def mean_std_text(metric: str, mean: Any, std: Any, plus_minus: str = " ± ") ->
     return text
 
 
+def fewer_completed(frame: Any, most: int | None = None) -> list[bool]:
+    """Which rows of an aggregated frame have a mean over fewer completed runs than ``most``
+    (default: the most any row of ``frame`` has); a row with no completed run has no mean and
+    is not marked. All False for a frame without ``completed`` or ``_mean`` columns.
+
+    Examples:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"lr": [0.1, 0.01, 1.0], "runs": [2, 2, 2], "completed": [1, 2, 0],
+        ...                       "acc_mean": [0.9, 0.8, None], "acc_std": [None, 0.02, None]})
+        >>> fewer_completed(frame)
+        [True, False, False]
+    """
+    if "completed" not in frame.columns or not mean_std_columns(frame) or frame.empty:
+        return [False] * len(frame)
+    counts = [int(count) for count in frame["completed"]]
+    most = max(counts) if most is None else most
+    return [0 < count < most for count in counts]
+
+
+def fewer_completed_note(most: int) -> str:
+    """The note under a table with marked rows: what ``*`` means.
+
+    Examples:
+        >>> fewer_completed_note(3)
+        '* completed fewer repeats than other configurations (up to 3): its mean is over fewer runs.'
+    """
+    return (f"{FEWER_MARK} completed fewer repeats than other configurations (up to {most}): "
+            "its mean is over fewer runs.")
+
+
 def _is_best(value: Any, best: float) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value == best
 
 
 def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
-                 modes: dict[str, str] | None = None) -> str:
+                 modes: dict[str, str] | None = None, most_completed: int | None = None) -> str:
     """``frame`` as a table in ``fmt``: ``"plain"`` (aligned text), ``"github"`` (Markdown),
     ``"latex"`` (booktabs) or ``"csv"`` (every value as it is, for a spreadsheet).
 
     For an aggregated frame, the ``_mean`` and ``_std`` columns of each metric become one
     column of ``mean ± std`` cells (CSV keeps them apart), and in ``github`` and ``latex``
     the best mean of each metric is bold; ``modes`` overrides whether a metric is best
-    low or high (default: by its name, low for losses and errors).
+    low or high (default: by its name, low for losses and errors). A configuration with
+    fewer completed runs than ``most_completed`` (default: the most of any row) has its
+    ``completed`` count marked ``*``, explained in a note under the table. Values are
+    never cut (see :func:`runmanager.display.format_value`).
 
     Raises:
         InvalidArgumentError: an unknown format.
@@ -156,7 +194,25 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
 
     rows = [[cell(column, row) for column in columns] for row in frame.to_dict("records")]  # ints stay ints
     aligns = ["right" if column in combined or frame[column].dtype.kind in "iuf" else "left" for column in columns]
+    fewer = fewer_completed(frame, most_completed)
+    note = ""
+    if any(fewer):
+        mark = {"latex": f"$^{{{FEWER_MARK}}}$", "github": "\\" + FEWER_MARK}.get(fmt, FEWER_MARK)
+        at = columns.index("completed")
+        for row, marked in zip(rows, fewer):
+            if marked:
+                row[at] += mark
+        most = most_completed if most_completed is not None else int(frame["completed"].max())
+        note = fewer_completed_note(most)
     if latex:
-        return latex_table(columns, rows, aligns)
-    return tabulate(rows, headers=columns, tablefmt="simple" if fmt == "plain" else "github",
-                    disable_numparse=True, colalign=aligns)
+        table = latex_table(columns, rows, aligns)
+        if note:  # a last row under the rule, so the note stays with the table in the paper
+            text = latex_escape(note[len(FEWER_MARK):].strip())
+            last = rf"\multicolumn{{{len(columns)}}}{{l}}{{\footnotesize {mark} {text}}} \\"
+            table = table.replace("\n" + r"\end{tabular}", "\n" + last + "\n" + r"\end{tabular}")
+        return table
+    table = tabulate(rows, headers=columns, tablefmt="simple" if fmt == "plain" else "github",
+                     disable_numparse=True, colalign=aligns)
+    if note and fmt == "github":
+        return table + "\n\n\\" + note  # an escaped "*", else Markdown starts a list
+    return table + "\n" + note if note else table

@@ -28,7 +28,8 @@ def chromium_path() -> str:
 
 def render(page_path: Path, screenshot: Path) -> dict:
     """Open ``page_path`` in headless Chromium: what failed to load, what the page said went wrong,
-    how many figures it drew; a full-page screenshot goes to ``screenshot``."""
+    how many figures it drew, how far it runs off the window sideways; a full-page screenshot
+    goes to ``screenshot``."""
     from playwright.sync_api import sync_playwright
 
     seen: dict = {"failed": [], "requests": [], "errors": [], "console": []}
@@ -44,6 +45,9 @@ def render(page_path: Path, screenshot: Path) -> dict:
             seen["svgs"] = page.evaluate("document.querySelectorAll('svg').length")
             seen["drawn"] = page.evaluate(
                 "[...document.querySelectorAll('svg')].every(s => s.getBoundingClientRect().width > 200)")
+            # How far the page is wider than the window (0: nothing runs off it sideways).
+            seen["overflow"] = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import re
 
 import numpy as np
 import pandas as pd
@@ -270,6 +271,10 @@ def test_show_aggregate_prints_mean_plus_minus_std_with_the_best_mean_in_bold(sw
     ranked = m.aggregate("val_accuracy")
     assert main(["show", str(log_dir), "--aggregate", "--metric", "val_accuracy", "--format", "github"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    # Under the table, the note on the configuration with a failed repeat (a Markdown paragraph).
+    assert lines[2 + len(ranked):] == ["", "\\* completed fewer repeats than other configurations (up to 3): "
+                                           "its mean is over fewer runs."]
+    lines = lines[: 2 + len(ranked)]
     assert lines[0].split("|")[1:-1] == [c.center(len(c)) for c in lines[0].split("|")[1:-1]]  # a Markdown row
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == ["rank", "lr", "units", "runs", "completed", "loss",
                                                                 "val_accuracy", "val_loss"]
@@ -287,7 +292,10 @@ def test_show_latex_is_a_booktabs_table_and_csv_reads_back(swept, capsys):
     assert main(["show", str(log_dir), "--aggregate", "--metric", "val_loss", "--format", "latex"]) == 0
     latex = capsys.readouterr().out
     assert latex.startswith("\\begin{tabular}{") and "\\toprule" in latex and "\\midrule" in latex
-    assert latex.rstrip().endswith("\\bottomrule\n\\end{tabular}")
+    assert latex.rstrip().endswith("\\bottomrule\n\\multicolumn{8}{l}{\\footnotesize $^{*}$ completed fewer repeats "
+                                   "than other configurations (up to 3): its mean is over fewer runs.} \\\\\n"
+                                   "\\end{tabular}")
+    assert latex.count("$^{*}$") == 2  # the mark on the configuration, and the note's
     assert "val\\_loss" in latex and "$\\pm$" in latex and latex.count("\\textbf{") == 3  # one per metric
     top = m.aggregate("val_loss").iloc[0]
     assert f"\\textbf{{{top['val_loss_mean']:.4f} $\\pm$ {top['val_loss_std']:.4f}}}" in latex
@@ -339,3 +347,80 @@ def test_results_keep_the_repeat_column_through_csv_and_json(swept):
     for name in ("results.csv", "results.json"):
         rows = load_results(log_dir / name)
         assert rows.columns.tolist()[-3:] == ["lr", "units", "repeat"] and set(rows["repeat"]) == {1, 2, 3}
+
+
+# --------------------------------------------------------------------------------------
+# Params that are lists or dicts, long params, configurations with fewer completed repeats
+# --------------------------------------------------------------------------------------
+def test_aggregate_groups_by_list_and_dict_params_read_from_the_journal_csv_or_json(layers_sweep):
+    """layers=[8] and [8, 4] (RunBuilder takes them) are two configurations, whether they come back
+    as lists (journal, summary.json) or as text (summary.csv)."""
+    log_dir, copies = layers_sweep
+    for source in (log_dir, copies["csv"], copies["json"]):
+        summary = load_summary(source)
+        table = aggregate(source, "val_accuracy")
+        assert sorted(map(str, table["layers"])) == ["[8, 4]", "[8]"], source
+        assert table["runs"].tolist() == [2, 2] and table["completed"].tolist() == [2, 2]
+        expected = summary.groupby(summary["layers"].map(str))["val_accuracy"].mean()
+        for row in table.to_dict("records"):
+            assert row["val_accuracy_mean"] == pytest.approx(expected[str(row["layers"])])
+
+
+#: The dict param, whole: JSON text from the journal and summary.json, Python's from summary.csv; LaTeX escapes braces.
+OPT = r"\\?\{.name.: .sgd., .lr.: 0\.05\\?\}"
+
+
+def test_show_and_best_print_list_and_dict_params_whole_in_every_format(layers_sweep, capsys):
+    log_dir, copies = layers_sweep
+    for source in (log_dir, copies["csv"], copies["json"]):
+        for fmt in ("plain", "github", "latex"):
+            assert main(["show", str(source), "--aggregate", "--metric", "val_accuracy", "--format", fmt]) == 0
+            out = capsys.readouterr().out
+            assert "[8, 4]" in out and "[8]" in out and re.search(OPT, out), (source, fmt)
+        assert main(["show", str(source)]) == 0
+        out = capsys.readouterr().out
+        assert out.count("[8, 4]") == 2 and len(re.findall(OPT, out)) == 4  # 2 configurations × 2 repeats
+        assert main(["best", str(source), "--metric", "val_accuracy"]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert re.search(r"over 2 completed of 2 repeats: layers=\[8(, 4)?\], opt=\{.name.: .sgd.", first), first
+
+
+def test_long_param_values_read_apart_in_every_table(models_sweep, capsys):
+    """Two model names alike in their first 28 characters are printed whole, never cut to the same text."""
+    names = [training.FROZEN, training.FINETUNED]
+    for args in (["show"], ["show", "--aggregate"], ["show", "--aggregate", "--format", "github"],
+                 ["show", "--aggregate", "--format", "latex"], ["show", "--epochs"]):
+        assert main([args[0], str(models_sweep), *args[1:]]) == 0
+        out = capsys.readouterr().out
+        if "latex" in args:
+            out = out.replace("\\_", "_")
+        assert all(name in out for name in names), args
+        assert "…" not in out
+    assert main(["best", str(models_sweep), "--metric", "val_accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert f"model={training.FINETUNED}\n" in out and out.count(training.FINETUNED) == 2
+
+
+def test_a_mean_over_fewer_completed_repeats_is_marked_and_explained(models_sweep, capsys):
+    """The fine-tuned model ranks first on 1 of its 2 repeats, the frozen one on 2 of 2: its
+    completed count is marked * and a note under the table says why."""
+    note = "completed fewer repeats than other configurations (up to 2): its mean is over fewer runs."
+    assert main(["show", str(models_sweep), "--aggregate", "--metric", "val_accuracy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header[:5] == ["rank", "model", "runs", "completed", "loss"]
+    assert lines[2].split()[:4] == ["1", training.FINETUNED, "2", "1*"]
+    assert lines[3].split()[:4] == ["2", training.FROZEN, "2", "2"]
+    assert lines[4:] == [f"* {note}"]
+    assert main(["show", str(models_sweep), "--aggregate", "--format", "github"]) == 0
+    out = capsys.readouterr().out
+    assert " 1\\* |" in out and out.endswith(f"\n\n\\* {note}\n")
+    # best shows the one row, marked against the other configurations.
+    assert main(["best", str(models_sweep), "--metric", "val_accuracy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Best configuration by mean val_accuracy (max) over 1 completed of 2 repeats")
+    assert lines[3].split()[:4] == ["1", training.FINETUNED, "2", "1*"] and lines[-1] == f"* {note}"
+    # CSV stays data: no mark, no note.
+    assert main(["show", str(models_sweep), "--aggregate", "--format", "csv"]) == 0
+    back = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert back["completed"].tolist() == [2, 1]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
+import training
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 
+from runmanager import RunManager
 from runmanager.display import LiveTable, format_value
 from runmanager.tables import format_table
 
@@ -39,7 +41,10 @@ def test_new_columns_start_a_new_header_and_nothing_shifts():
     ("column", "value", "param", "shown"),
     [("loss", 0.123456, False, "0.1235"), ("loss", float("nan"), False, "nan"), ("loss", float("inf"), False, "inf"),
      ("loss", 1.5e-7, False, "1.5e-07"), ("run_duration", 3.14159, False, "3.14s"), ("lr", 1e-4, True, "0.0001"),
-     ("opt", None, True, ""), ("opt", "x" * 40, True, "x" * 23 + "…"), ("flag", True, True, "True")],
+     ("opt", None, True, ""), ("opt", "x" * 40, True, "x" * 40),
+     ("layers", [64, 32], True, "[64, 32]"), ("opt", {"name": "adam", "lr": 0.1}, True, '{"name": "adam", "lr": 0.1}'),
+     ("error", "ValueError: " + "x" * 80, False, "ValueError: " + "x" * 47 + "…"),
+     ("error", "ValueError: bad\nmore", False, "ValueError: bad…"), ("flag", True, True, "True")],
 )
 def test_format_value(column, value, param, shown):
     assert format_value(column, value, param=param) == shown
@@ -79,3 +84,20 @@ def test_a_plain_table_aligns_numbers_right():
 
     text = format_table(pd.DataFrame({"run": [1, 10], "status": ["completed", "failed"]}))
     assert text.splitlines()[2:] == ["    1  completed", "   10  failed"]
+
+
+def test_a_sweeps_live_table_prints_long_params_whole_and_keeps_rows_aligned(tmp_path, capsys):
+    """Each model name is printed whole; when a longer one comes, a new header with a wider column
+    keeps the rows below aligned under it."""
+    names = ["vgg16", training.FROZEN, training.FINETUNED]
+    RunManager(tmp_path, verbose=1).sweep(training.train_by_model, {"model": names})
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.split()[0].isdigit()]
+    assert [row.split()[-1] for row in rows] == [name for name in names for _ in (1, 2)]
+    header = rule = ""
+    for number, line in enumerate(lines):
+        if line.startswith("  run"):
+            header, rule = line, lines[number + 1]
+        elif line in rows:
+            assert line.index(line.split()[-1]) == header.index("model")
+            assert len(line.rstrip()) <= len(rule)  # within the rule under its header

@@ -51,6 +51,36 @@ def train(run, callbacks, epochs: int = 3):
               callbacks=callbacks, verbose=0)
 
 
+def train_layers(run, callbacks, epochs: int = 2):
+    """Fit an MLP whose hidden layers are the list param ``layers`` (e.g. ``[8, 4]``), with the
+    optimizer of the dict param ``opt`` (e.g. ``{"name": "sgd", "lr": 0.05}``) when given."""
+    import keras
+
+    params = run._asdict()
+    opt = params.get("opt") or {"name": "sgd", "lr": 0.05}
+    x, y = data()
+    model = keras.Sequential([keras.Input((8,)), *(keras.layers.Dense(n, activation="relu") for n in run.layers),
+                              keras.layers.Dense(2, activation="softmax")])
+    optimizer = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[opt["name"]](opt["lr"])
+    model.compile(optimizer=optimizer,
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=32, validation_split=0.25, callbacks=callbacks, verbose=0)
+
+
+FROZEN = "resnet50_pretrained_imagenet_frozen"
+FINETUNED = "resnet50_pretrained_imagenet_finetuned"
+
+
+def train_by_model(run, callbacks):
+    """Two epochs whose val_accuracy is set by the param ``model`` (the fine-tuned one is better);
+    its second repeat fails, so its mean is over 1 completed repeat and the frozen one's over 2."""
+    params = run._asdict()
+    if params["model"] == FINETUNED and params.get("repeat") == 2:
+        raise RuntimeError("simulated out of memory")
+    level = (0.9 if params["model"] == FINETUNED else 0.8) + params.get("repeat", 1) / 100
+    fit_without_model(callbacks, [{"loss": 1.2 - level * e / 2, "val_accuracy": level * e / 2} for e in (1, 2)])
+
+
 def train_no_fit(run, callbacks):
     """Builds a model and never trains it."""
     build_model()
