@@ -5,6 +5,7 @@
     runmanager show LOG_DIR [--epochs] [--info] [--aggregate] [--metric NAME] [--where EXPR]
                             [--format plain|github|latex|csv]
     runmanager best LOG_DIR --metric NAME [--mode min|max]
+    runmanager best LOG_DIR --model [--metric NAME]
     runmanager report LOG_DIR [-o FILE|DIR] [--metric NAME] [--by PARAM]
     runmanager tensorboard LOG_DIR [--port N]
 
@@ -27,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runmanager.errors import LogDirError, RunManagerError
+from runmanager.errors import InvalidArgumentError, LogDirError, RunManagerError
 from runmanager.tables import FORMATS
 
 __all__ = ["main"]
@@ -157,6 +158,11 @@ def _best(args: argparse.Namespace) -> int:
     from runmanager.storage import load_summary
     from runmanager.tables import format_table
 
+    if args.model:
+        return _best_model(args)
+    if args.metric is None:
+        raise InvalidArgumentError("best needs --metric NAME (e.g. --metric val_accuracy); only --model may leave "
+                                   "it out, for the sweep's own metric.")
     summary = load_summary(args.log_dir)
     best = best_run(summary, args.metric, args.mode)
     mode = args.mode or default_mode(args.metric)
@@ -174,6 +180,18 @@ def _best(args: argparse.Namespace) -> int:
     print(f"Best run by {args.metric} ({mode}): run {int(best['run'])}")
     row = summary.loc[[best.name]].drop(columns=["status", "error"])
     print(format_table(row, params=params))
+    return 0
+
+
+def _best_model(args: argparse.Namespace) -> int:
+    """Print the path of the best run's kept model, by --metric or the sweep's metric."""
+    from runmanager.checkpoints import model_file
+    from runmanager.storage import JOURNAL_NAME, results_from_journal
+
+    journal = Path(args.log_dir) / JOURNAL_NAME
+    if not journal.is_file():
+        raise LogDirError(f"best --model needs a log_dir with its {JOURNAL_NAME}, got {args.log_dir!r}.")
+    print(Path(args.log_dir) / model_file(results_from_journal(journal), None, args.metric, args.mode))
     return 0
 
 
@@ -219,8 +237,10 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show)
     best = commands.add_parser("best", help="print the best run by a metric")
     best.add_argument("log_dir", help="a log_dir, or a summary .csv or .json")
-    best.add_argument("--metric", required=True, help="e.g. val_accuracy or val_loss")
+    best.add_argument("--metric", help="e.g. val_accuracy or val_loss (needed, but with --model)")
     best.add_argument("--mode", choices=("min", "max"), help="default: min for losses, else max")
+    best.add_argument("--model", action="store_true",
+                      help="print the path of the best run's kept model (by --metric, default the sweep's metric)")
     best.set_defaults(func=_best)
     report = commands.add_parser("report", help="write one self-contained HTML report of a sweep")
     report.add_argument("log_dir")

@@ -613,7 +613,8 @@ class RunManager:
     def restore(self, run: Any) -> tuple[Any, int]:
         """The model and the epochs done of ``run`` (matched by its params) from its last
         checkpoint in the log_dir, for a custom loop to go on from; ``(None, 0)`` when it has
-        none. The next ``begin_run(run)`` goes on as the same run, after that epoch.
+        none. The next ``begin_run(run)`` goes on as the same run, after that epoch. Opens the
+        log_dir to resume it, as ``sweep(resume=True)`` does.
 
         Examples:
             model, done = m.restore(run)
@@ -623,7 +624,7 @@ class RunManager:
         """
         from runmanager.checkpoints import Checkpoint, CheckpointWriter, ResumePoint, restore
 
-        self._open()
+        self._open(resume=True)  # going on from a checkpoint resumes the log_dir's runs
         record = self._recorder.results.by_id.get(run_id(params_of(run)))
         if record is None or record.status.finished:
             return None, 0
