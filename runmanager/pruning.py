@@ -62,7 +62,10 @@ class Pruner:
         """Run ``run`` reached the end of ``epoch`` (1-based) with ``value`` of the metric;
         return True to stop it now. Called once per run and epoch, in the order they happen
         (for a resumed sweep, first with the epochs already in the journal)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement report(run, epoch, value); a pruner subclasses Pruner and "
+            "overrides report() to return True when the run should stop."
+        )
 
 
 def _check_count(name: str, value: object, minimum: int) -> int:
