@@ -30,9 +30,9 @@ _KERAS_METRICS = (
     # "sum", "metric") and the learning_rate that some callbacks log are left to users: they are common
     # parameter names, and a clash with them still stops the sweep at its first run.
     "loss", "accuracy", "acc", "crossentropy", "auc", "bce", "binary_accuracy", "binary_crossentropy",
-    "categorical_accuracy", "categorical_crossentropy", "categorical_hinge", "concordance_correlation",
-    "cosine_similarity", "f1_score", "f_beta_score", "false_negatives", "false_positives", "hinge",
-    "kl_divergence", "log_cosh_error", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error",
+    "binary_focal_crossentropy", "categorical_accuracy", "categorical_crossentropy", "categorical_focal_crossentropy",
+    "categorical_hinge", "concordance_correlation", "cosine_similarity", "f1_score", "f_beta_score",
+    "false_negatives", "false_positives", "hinge", "huber", "kl_divergence", "log_cosh", "log_cosh_error", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_error", "mean_squared_logarithmic_error", "mse", "msle", "pearson_correlation", "poisson",
     "precision", "precision_at_recall", "r2_score", "recall", "recall_at_precision", "root_mean_squared_error",
     "sensitivity_at_specificity", "sparse_categorical_accuracy", "sparse_categorical_crossentropy",
