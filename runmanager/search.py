@@ -6,6 +6,8 @@ the files) lives in the sweep. Today's searches:
 
 - :class:`GridSearch`: every run of a :class:`~runmanager.RunBuilder`, lazily, in grid order.
 - :class:`RunList`: a given sequence of namedtuple runs (``grid.sample(20, seed=0)``).
+- :class:`RandomSearch`: ``n_runs`` runs drawn from a space, lazily, each from ``(seed, index)``.
+- :class:`OptunaSearch`: each run proposed by an Optuna sampler from the results so far.
 
 An adaptive search (one told each finished run's result that proposes the next)
 overrides :meth:`Search.tell` and :meth:`Search.ask`; :meth:`Search.start` hands it
@@ -374,7 +376,8 @@ class OptunaSearch(Search):
     """Adaptive search through Optuna's ask-and-tell interface: each run is proposed from the
     results of the runs before it (default sampler: TPE, seeded with ``seed``).
 
-    The space is the one :class:`RandomSearch` takes (lists become categorical; scipy's
+    The space is the one :class:`RandomSearch` takes (lists become categorical, a ``range`` an
+    int range with its step; scipy's
     ``uniform``, ``loguniform`` and ``randint`` become Float/Int distributions, log for
     ``loguniform``); Optuna distributions are taken too. Each finished run is told with
     the final value of ``metric``; failed and diverged runs are told as failed. On
