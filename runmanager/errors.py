@@ -30,6 +30,10 @@ __all__ = [
     "SweepError",
 ]
 
+#: The seeds NumPy (``np.random.seed``), Keras (``keras.utils.set_random_seed``) and Optuna's
+#: samplers accept: 0 to 2**32 - 1.
+SEED_LIMIT = 2**32
+
 
 class RunManagerError(Exception):
     """Base class of every error raised by runmanager."""
@@ -105,3 +109,38 @@ def is_int(value: Any) -> bool:
         (True, False, False)
     """
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_seed(seed: Any, *, repeats: int = 1, type_error: type[Exception] = InvalidArgumentTypeError) -> int | None:
+    """``seed`` if it is None or an int every run's seed can be made from, else an error that
+    says which seeds are valid.
+
+    A sweep seeds repeat ``r`` with ``seed + r - 1``, so with ``repeats=N`` the largest valid
+    seed is ``2**32 - N``: every repeat's seed must be one NumPy accepts.
+
+    Raises:
+        InvalidArgumentTypeError: ``seed`` is not an int (``type_error``, a subclass of it, if given).
+        InvalidArgumentError: ``seed`` is negative, or too large for NumPy once the repeats are added.
+
+    Examples:
+        >>> check_seed(0), check_seed(None), check_seed(2**32 - 3, repeats=3)
+        (0, None, 4294967293)
+        >>> check_seed(-1)
+        Traceback (most recent call last):
+        ...
+        runmanager.errors.InvalidArgumentError: seed=-1 is out of range: ...
+    """
+    if seed is None:
+        return None
+    if not is_int(seed):
+        raise type_error(f"seed must be an int or None, got {seed!r}.")
+    highest = SEED_LIMIT - repeats
+    if not 0 <= seed <= highest:
+        why = ("NumPy, Keras and Optuna take seeds from 0 to 2**32 - 1" if repeats == 1 else
+               f"repeat r is seeded seed + r - 1, and with repeats={repeats} every repeat's seed must be one "
+               "NumPy takes (0 to 2**32 - 1)")
+        raise InvalidArgumentError(
+            f"seed={seed!r} is out of range: {why}, so give a seed from 0 to {highest}"
+            f"{'' if repeats == 1 else f' (2**32 - {repeats})'}, e.g. seed=0."
+        )
+    return seed

@@ -15,16 +15,36 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
-from runmanager.errors import InvalidGridError, InvalidGridTypeError, is_int
+from runmanager.errors import InvalidGridError, InvalidGridTypeError, check_seed, is_int
 
-__all__ = ["RESERVED_NAMES", "RunBuilder", "check_param_name", "python_scalar"]
+__all__ = ["METRIC_NAMES", "RESERVED_NAMES", "RunBuilder", "check_param_name", "check_run_params", "python_scalar"]
 
 #: Column names that runmanager itself writes; a parameter may not take one.
 RESERVED_NAMES = frozenset(
     {"run", "epoch", "epoch_duration", "run_duration", "status", "epochs", "error", "run_id"}
 )
 
-_RENAMES = {"epochs": "num_epochs", "epoch": "num_epochs", "run": "trial"}
+_KERAS_METRICS = (
+    # The names Keras logs: the loss, and the metric names model.compile(metrics=[...]) takes as strings
+    # (keras.metrics.get), which Keras logs under the same name. Generic names Keras also knows ("mean",
+    # "sum", "metric") and the learning_rate that some callbacks log are left to users: they are common
+    # parameter names, and a clash with them still stops the sweep at its first run.
+    "loss", "accuracy", "acc", "crossentropy", "auc", "bce", "binary_accuracy", "binary_crossentropy",
+    "binary_focal_crossentropy", "categorical_accuracy", "categorical_crossentropy", "categorical_focal_crossentropy",
+    "categorical_hinge", "concordance_correlation", "cosine_similarity", "f1_score", "f_beta_score",
+    "false_negatives", "false_positives", "hinge", "huber", "kl_divergence", "log_cosh", "log_cosh_error", "mae", "mape", "mean_absolute_error", "mean_absolute_percentage_error",
+    "mean_squared_error", "mean_squared_logarithmic_error", "mse", "msle", "pearson_correlation", "poisson",
+    "precision", "precision_at_recall", "r2_score", "recall", "recall_at_precision", "root_mean_squared_error",
+    "sensitivity_at_specificity", "sparse_categorical_accuracy", "sparse_categorical_crossentropy",
+    "sparse_top_k_categorical_accuracy", "specificity_at_sensitivity", "squared_hinge", "top_k_categorical_accuracy",
+    "true_negatives", "true_positives",
+)
+
+#: Metric names Keras logs (``loss``, ``accuracy``, ``mse``...) and their ``val_`` twins: a parameter
+#: of that name would clash with the metric's column in every epoch row.
+METRIC_NAMES = frozenset(_KERAS_METRICS) | frozenset(f"val_{name}" for name in _KERAS_METRICS)
+
+_RENAMES = {"epochs": "num_epochs", "epoch": "num_epochs", "run": "trial", "loss": "loss_fn", "val_loss": "loss_fn"}
 
 # Above this many runs a filtered sample draws at random instead of scanning.
 _SCAN_LIMIT = 1_000_000
@@ -115,7 +135,29 @@ def check_param_name(name: Any, key: Any) -> str:
             f"({', '.join(sorted(RESERVED_NAMES))}); rename the parameter "
             f"(e.g. {_RENAMES.get(name, name + '_')!r})."
         )
+    if name in METRIC_NAMES:
+        raise InvalidGridError(
+            f"Parameter name {name!r} is the name of a metric Keras logs, so every epoch row would have two "
+            f"{name!r} columns; rename the parameter (e.g. {_RENAMES.get(name, name + '_')!r})."
+        )
     return name
+
+
+def check_run_params(params: Mapping[str, Any], fields: tuple[str, ...]) -> None:
+    """Refuse names in ``params`` that are not ``fields``: a run made from them would drop them silently.
+
+    Examples:
+        >>> check_run_params({"b": 1}, ("a",))
+        Traceback (most recent call last):
+        ...
+        runmanager.errors.InvalidGridError: 'b' is not a parameter of these runs, whose parameters are 'a'; ...
+    """
+    unknown = [name for name in params if name not in fields]
+    if unknown:
+        raise InvalidGridError(
+            f"{unknown[0]!r} is not a parameter of these runs, whose parameters are "
+            f"{', '.join(map(repr, fields))}; give only those names (a missing one is None)."
+        )
 
 
 def _value_list(name: str, values: Any) -> tuple[Any, ...]:
@@ -332,7 +374,19 @@ class RunBuilder(Sequence):
         return list(seen)
 
     def make_run(self, params: Mapping[str, Any]) -> Any:
-        """A ``Run`` of this grid from a mapping; fields it lacks are ``None``."""
+        """A ``Run`` of this grid from a mapping; fields it lacks are ``None``.
+
+        Raises:
+            InvalidGridError: the mapping has a name that is not a field of the grid.
+
+        Examples:
+            >>> RunBuilder({"a": [1], "b": [2]}).make_run({"b": 3})
+            Run(a=None, b=3)
+        """
+        check_run_params(params, self._fields)
+        return self._build(params)
+
+    def _build(self, params: Mapping[str, Any]) -> Any:
         return self._run_type(**{name: params.get(name) for name in self._fields})
 
     # -- the sequence ----------------------------------------------------------------
@@ -343,14 +397,14 @@ class RunBuilder(Sequence):
     def _unfiltered(self, index: int) -> Any:
         for grid in self._subgrids:
             if index < grid.size:
-                return self.make_run(grid.combination(index))
+                return self._build(grid.combination(index))
             index -= grid.size
         raise IndexError(index)  # pragma: no cover - callers bound the index
 
     def _all_runs(self) -> Iterator[Any]:
         for grid in self._subgrids:
             for combo in grid.combinations():
-                yield self.make_run(combo)
+                yield self._build(combo)
 
     def __iter__(self) -> Iterator[Any]:
         runs = self._all_runs()
@@ -384,7 +438,8 @@ class RunBuilder(Sequence):
         return next(itertools.islice(iter(self), index, None))
 
     def sample(self, k: int, seed: int | None = None) -> list[Any]:
-        """``k`` distinct runs drawn at random, the same ones for the same ``seed``.
+        """``k`` distinct runs drawn at random, the same ones for the same ``seed``
+        (None, or an int from 0 to 2**32 - 1, as everywhere in runmanager).
 
         The product is never materialised: indices are drawn from its range.
 
@@ -395,8 +450,7 @@ class RunBuilder(Sequence):
         """
         if not is_int(k) or k < 0:
             raise InvalidGridError(f"sample size k must be a non-negative int, got {k!r}.")
-        if seed is not None and not is_int(seed):
-            raise InvalidGridTypeError(f"seed must be an int or None, got {seed!r}.")
+        check_seed(seed, type_error=InvalidGridTypeError)
         rng = random.Random(seed)
         if self._where is None:
             size = self._product_len

@@ -6,6 +6,8 @@ the files) lives in the sweep. Today's searches:
 
 - :class:`GridSearch`: every run of a :class:`~runmanager.RunBuilder`, lazily, in grid order.
 - :class:`RunList`: a given sequence of namedtuple runs (``grid.sample(20, seed=0)``).
+- :class:`RandomSearch`: ``n_runs`` runs drawn from a space, lazily, each from ``(seed, index)``.
+- :class:`OptunaSearch`: each run proposed by an Optuna sampler from the results so far.
 
 An adaptive search (one told each finished run's result that proposes the next)
 overrides :meth:`Search.tell` and :meth:`Search.ask`; :meth:`Search.start` hands it
@@ -15,21 +17,27 @@ the runs a resumed sweep already holds.
 from __future__ import annotations
 
 import collections
+import hashlib
+import math
+import secrets
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from runmanager.errors import (
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     InvalidGridError,
     InvalidGridTypeError,
     MissingMetricError,
+    check_seed,
     is_int,
     missing_extra,
 )
 from runmanager.events import Status, resolve_mode
-from runmanager.grid import RunBuilder, check_param_name, python_scalar
+from runmanager.grid import RunBuilder, check_param_name, check_run_params, python_scalar
 from runmanager.naming import params_of, run_id
-from runmanager.space import Dimension, parse_space
+from runmanager.space import Dimension, describe, parse_space
 
 if TYPE_CHECKING:
     from runmanager.results import Results, RunRecord
@@ -87,7 +95,12 @@ class Search:
         return run_type
 
     def make_run(self, params: Mapping[str, Any]) -> Any:
-        """A ``Run`` namedtuple from a mapping; fields it lacks are ``None``."""
+        """A ``Run`` namedtuple from a mapping; fields it lacks are ``None``.
+
+        Raises:
+            InvalidGridError: the mapping has a name that is not one of :attr:`fields`.
+        """
+        check_run_params(params, self.fields)
         return self.run_type(**{name: params.get(name) for name in self.fields})
 
     def seed_offset(self, run: Any) -> int:
@@ -208,46 +221,153 @@ def _check_n_runs(n_runs: Any) -> int:
     return n_runs
 
 
-class RandomSearch(RunList):
+class _Shuffle:
+    """A pseudo-random permutation of ``range(size)`` computed one index at a time, so the i-th
+    element costs the same for any i and nothing is materialised: a six-round Feistel network
+    keyed by ``key`` on the smallest even number of bits that holds ``size``, walking each value
+    through the network again until it falls inside ``range(size)`` (at most 4 times on average).
+
+    Examples:
+        >>> shuffle = _Shuffle(10, "0")
+        >>> sorted(shuffle(i) for i in range(10))
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+
+    ROUNDS = 6
+
+    def __init__(self, size: int, key: str) -> None:
+        self.size = size
+        self.half = max(1, ((size - 1).bit_length() + 1) // 2)
+        self.mask = (1 << self.half) - 1
+        self.width = (self.half + 7) // 8
+        self.key = key
+
+    def _round(self, number: int, value: int) -> int:
+        digest = hashlib.shake_256(f"{self.key}:{number}:{value}".encode()).digest(self.width)
+        return int.from_bytes(digest, "big") & self.mask
+
+    def __call__(self, index: int) -> int:
+        value = index
+        while True:
+            left, right = value >> self.half, value & self.mask
+            for number in range(self.ROUNDS):
+                left, right = right, left ^ self._round(number, right)
+            value = (left << self.half) | right
+            if value < self.size:
+                return value
+
+
+class RandomSearch(Search):
     """``n_runs`` runs drawn at random from a space: the same runs for the same ``seed``.
 
-    A space maps names to a list of values (drawn uniformly) or a distribution with
-    ``rvs(random_state=...)`` (a frozen scipy.stats distribution, as scikit-learn's
-    ``ParameterSampler`` takes). It is a finite sequence (``len``, indexing, iteration),
-    so a resumed sweep with the same seed skips the runs it finished. A run drawn twice
-    is drawn again, so the runs are distinct while the space allows it.
+    A space maps names to a list of values (drawn uniformly; a ``range`` or a 1-D NumPy array
+    is a list too) or a distribution with ``rvs(random_state=...)`` (a frozen scipy.stats
+    distribution, as scikit-learn's ``ParameterSampler`` takes). It is a lazy, finite sequence
+    (``len``, indexing, negative too, iteration): run ``i`` is computed from ``(seed, i)`` alone,
+    so ``RandomSearch(space, 10**12, seed=0)[10**11]`` costs one draw, the same ``seed`` gives
+    the same runs in every process (a resumed sweep skips the runs it finished), and a larger
+    ``n_runs`` gives the same first runs, then more.
+
+    A space of lists and ``randint`` only is finite: its runs are its combinations in a random
+    order, each at most once, as scikit-learn's ``ParameterSampler`` does for lists; if it holds
+    fewer than ``n_runs`` a warning says so and the search gives each once. Otherwise each run's
+    values are drawn independently (with a continuous distribution two runs are as good as never
+    the same; a sweep runs a repeated run once).
 
     Raises:
-        InvalidArgumentError: ``n_runs`` is not a positive int.
+        InvalidArgumentError: ``n_runs`` is not a positive int, or ``seed`` is not in 0..2**32 - 1.
         InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`).
 
     Examples:
         >>> from scipy.stats import loguniform
         >>> runs = RandomSearch({"lr": loguniform(1e-4, 1e-1), "units": [16, 32]}, n_runs=3, seed=0)
-        >>> len(runs), runs[0]
-        (3, Run(lr=0.00443..., units=32))
+        >>> len(runs), runs[0] == runs[-3] == list(runs)[0]
+        (3, True)
+        >>> RandomSearch({"units": range(16, 257)}, n_runs=4, seed=0)[:2]
+        [Run(units=...), Run(units=...)]
     """
 
     def __init__(self, space: Mapping[str, Any], n_runs: int, *, seed: int | None = None) -> None:
-        import numpy as np
-
         self.space = parse_space(space)
         self.n_runs = _check_n_runs(n_runs)
-        if seed is not None and not is_int(seed):
-            raise InvalidGridTypeError(f"seed must be an int or None, got {seed!r}.")
-        self.seed = seed
-        rng = np.random.RandomState(seed)
+        self.seed = check_seed(seed, type_error=InvalidGridTypeError)
+        # Without a seed the runs are still one fixed sequence: indexing it twice gives the same run.
+        self._key = seed if seed is not None else secrets.randbits(32)
         self.fields = tuple(self.space)
-        runs: dict[str, Any] = {}
-        for _ in range(self.n_runs * 20):  # a small space of lists may hold fewer distinct runs
-            run = self.make_run({name: dimension.draw(rng) for name, dimension in self.space.items()})
-            runs.setdefault(run_id(run._asdict()), run)
-            if len(runs) == self.n_runs:
+        self._values: list[Sequence[Any]] | None = []
+        for dimension in self.space.values():
+            values = dimension.values()
+            if values is None:
+                self._values = None
                 break
-        super().__init__(list(runs.values()))
+            self._values.append(values)
+        self._shuffle: _Shuffle | None = None
+        self._len = self.n_runs
+        if self._values is not None:
+            combinations = math.prod(len(values) for values in self._values)
+            if combinations < self.n_runs:
+                warnings.warn(
+                    f"The space has {combinations} distinct runs, fewer than n_runs={self.n_runs}; RandomSearch "
+                    f"gives each once ({combinations} runs). Pass n_runs={combinations} to say so, or sweep the "
+                    "space as a grid.", UserWarning, stacklevel=2)
+                self._len = combinations
+            self._shuffle = _Shuffle(combinations, f"runmanager.RandomSearch:{self._key}")
+        self._next = 0
+
+    @property
+    def total(self) -> int | None:
+        return self._len
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self._run(i) for i in range(*index.indices(self._len))]
+        if not is_int(index):
+            raise InvalidGridTypeError(f"RandomSearch indices must be integers, not {type(index).__name__}.")
+        position = index + self._len if index < 0 else index
+        if not 0 <= position < self._len:
+            raise IndexError(f"run index {index} out of range for a RandomSearch of {self._len} runs")
+        return self._run(position)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._run(i) for i in range(self._len))
+
+    def _run(self, index: int) -> Any:
+        if self._shuffle is not None:
+            assert self._values is not None
+            combination = self._shuffle(index)
+            params: dict[str, Any] = {}
+            for name, values in zip(reversed(self.fields), reversed(self._values)):
+                combination, position = divmod(combination, len(values))
+                params[name] = values[position]
+            return self.run_type(**{name: params[name] for name in self.fields})
+        import numpy as np
+
+        # One generator per run, from (seed, index) as NumPy spawns independent streams; a RandomState
+        # on it, whose API distributions written for scikit-learn's ParameterSampler call.
+        rng = np.random.RandomState(np.random.MT19937(np.random.SeedSequence(self._key, spawn_key=(index,))))
+        return self.run_type(*(dimension.draw(rng) for dimension in self.space.values()))
+
+    def values_of(self, name: str) -> list[Any]:
+        domain = self.space[name].domain()
+        return list(domain[1]) if domain is not None and domain[0] == "discrete" else []
 
     def domain(self, name: str) -> tuple[str, Any] | None:
         return self.space[name].domain()
+
+    def ask(self) -> Any | None:
+        if self._next >= self._len:
+            return None
+        self._next += 1
+        return self._run(self._next - 1)
 
     def __repr__(self) -> str:
         return f"RandomSearch({len(self.space)} parameters, n_runs={self.n_runs}, seed={self.seed})"
@@ -257,7 +377,8 @@ class OptunaSearch(Search):
     """Adaptive search through Optuna's ask-and-tell interface: each run is proposed from the
     results of the runs before it (default sampler: TPE, seeded with ``seed``).
 
-    The space is the one :class:`RandomSearch` takes (lists become categorical; scipy's
+    The space is the one :class:`RandomSearch` takes (lists become categorical, a ``range`` an
+    int range with its step; scipy's
     ``uniform``, ``loguniform`` and ``randint`` become Float/Int distributions, log for
     ``loguniform``); Optuna distributions are taken too. Each finished run is told with
     the final value of ``metric``; failed and diverged runs are told as failed. On
@@ -270,8 +391,14 @@ class OptunaSearch(Search):
         n_runs: how many runs in total.
         metric: the metric to optimise, e.g. ``"val_accuracy"``.
         mode: ``"min"`` or ``"max"``; default ``"min"`` for a loss or an error, else ``"max"``.
-        sampler: an Optuna sampler; default ``TPESampler(seed=seed)``.
-        seed: seeds the default sampler.
+        sampler: an Optuna sampler object (``optuna.samplers.RandomSampler(seed=0)``); default
+            ``TPESampler(seed=seed)``.
+        seed: seeds the default sampler: None, or an int from 0 to 2**32 - 1.
+
+    Raises:
+        InvalidArgumentError: bad ``n_runs``, ``mode`` or ``seed``.
+        InvalidArgumentTypeError: ``sampler`` is not an Optuna sampler object (a name such as ``"tpe"``).
+        InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`).
 
     Examples:
         search = OptunaSearch({"lr": loguniform(1e-4, 1e-1), "units": randint(16, 257)},
@@ -289,8 +416,8 @@ class OptunaSearch(Search):
         self.n_runs = _check_n_runs(n_runs)
         self.mode = resolve_mode(metric, mode, who="OptunaSearch")
         self.metric = metric
-        if seed is not None and not is_int(seed):
-            raise InvalidGridTypeError(f"seed must be an int or None, got {seed!r}.")
+        check_seed(seed, type_error=InvalidGridTypeError)
+        _check_sampler(sampler, optuna)
         self.fields = tuple(self.space)
         self.distributions = {name: _optuna_distribution(dimension) for name, dimension in self.space.items()}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -377,6 +504,28 @@ class OptunaSearch(Search):
         return f"OptunaSearch({len(self.space)} parameters, n_runs={self.n_runs}, metric={self.metric!r})"
 
 
+# Optuna's samplers by the short names other tools give them, for the message that refuses a name.
+_SAMPLER_NAMES = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler", "cma": "CmaEsSampler",
+                  "nsgaii": "NSGAIISampler", "nsga2": "NSGAIISampler", "qmc": "QMCSampler", "gp": "GPSampler",
+                  "grid": "GridSampler", "bruteforce": "BruteForceSampler"}
+
+
+def _check_sampler(sampler: Any, optuna: Any) -> None:
+    """Refuse a sampler that is not an Optuna sampler object, before the study is made."""
+    base = optuna.samplers.BaseSampler
+    if sampler is None or isinstance(sampler, base):
+        return
+    if isinstance(sampler, type) and issubclass(sampler, base):
+        fix = f"an instance: sampler=optuna.samplers.{sampler.__name__}(seed=0)"
+    elif isinstance(sampler, str) and (known := _SAMPLER_NAMES.get(sampler.lower().replace("-", "").replace("_", ""))):
+        fix = f"the sampler object: sampler=optuna.samplers.{known}(seed=0)"
+    else:
+        fix = "an Optuna sampler object, e.g. sampler=optuna.samplers.TPESampler(seed=0), or None for TPE"
+    raise InvalidArgumentTypeError(
+        f"sampler must be an Optuna sampler (an optuna.samplers.BaseSampler), got {sampler!r}; give {fix}."
+    )
+
+
 def _optuna_distribution(dimension: Dimension) -> Any:
     """The Optuna distribution of a dimension: lists become categorical; scipy's uniform and
     loguniform become floats (log for loguniform), randint becomes an int range."""
@@ -389,6 +538,9 @@ def _optuna_distribution(dimension: Dimension) -> Any:
                 f"Parameter {dimension.name!r}: OptunaSearch can choose only None, bool, int, float or str "
                 f"values, not {bad[0]!r}; give those (e.g. a name to look the object up by)."
             )
+        if isinstance(dimension.choices, range):  # evenly spaced ints: an ordered range for the sampler
+            ends = (dimension.choices[0], dimension.choices[-1])
+            return od.IntDistribution(min(ends), max(ends), step=abs(dimension.choices.step))
         return od.CategoricalDistribution(dimension.choices)
     if dimension.is_optuna:
         return dimension.distribution
@@ -404,7 +556,8 @@ def _optuna_distribution(dimension: Dimension) -> Any:
             return od.FloatDistribution(low, high)
     raise InvalidGridTypeError(
         f"Parameter {dimension.name!r}: OptunaSearch takes lists, scipy's uniform, loguniform and randint, "
-        f"or Optuna distributions, not {dimension.distribution!r}; use RandomSearch for other distributions."
+        f"or Optuna distributions, not {describe(dimension.distribution)}; use RandomSearch for other "
+        "distributions."
     )
 
 

@@ -26,10 +26,12 @@ from runmanager.checkpoints import (
     takes_checkpoint,
 )
 from runmanager.errors import (
+    ColumnClashError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     MissingMetricError,
     SweepError,
+    check_seed,
     is_int,
 )
 from runmanager.events import EpochEnded, Status, SweepEnded, SweepStarted, resolve_mode
@@ -49,17 +51,16 @@ __all__ = ["Sweep", "Tally", "check_sweep_arguments", "check_train", "create_exe
 def check_sweep_arguments(
     train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any,
     max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any, timeout: Any = None, pruner: Any = None,
-    max_retries: Any = 1, runtime_env: Any = None,
+    max_retries: Any = 1, runtime_env: Any = None, repeats: int = 1,
 ) -> None:
-    """Reject bad sweep arguments before any run starts."""
+    """Reject bad sweep arguments before any run starts (``repeats`` is checked already)."""
     if not callable(train):
         raise InvalidArgumentTypeError(f"train must be a function train(run, callbacks), got {train!r}.")
     if executor not in EXECUTORS and not isinstance(executor, Executor):
         raise InvalidArgumentError(
             f"Unknown executor {executor!r}; choose one of {', '.join(map(repr, EXECUTORS))}."
         )
-    if seed is not None and not is_int(seed):
-        raise InvalidArgumentTypeError(f"seed must be an int or None, got {seed!r}.")
+    check_seed(seed, repeats=repeats)
     if not is_int(max_consecutive_failures) or max_consecutive_failures < 0:
         raise InvalidArgumentError(
             "max_consecutive_failures must be a non-negative int (0: never stop), "
@@ -98,6 +99,12 @@ def check_sweep_arguments(
         raise InvalidArgumentTypeError(
             f"pruner must be a runmanager Pruner (MedianPruner, SuccessiveHalvingPruner or a subclass of "
             f"runmanager.pruning.Pruner), got {pruner!r}."
+        )
+    if pruner is not None and type(pruner).report is Pruner.report and type(pruner).prune is Pruner.prune:
+        raise InvalidArgumentTypeError(
+            f"The pruner {pruner!r} implements neither report(run, epoch, value) nor prune(results, record), one of "
+            "which decides whether a run stops; subclass runmanager.pruning.Pruner and override one, or use "
+            "MedianPruner or SuccessiveHalvingPruner."
         )
 
 
@@ -144,6 +151,28 @@ def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int,
                        num_cpus=num_cpus, num_gpus=num_gpus, runtime_env=runtime_env)
 
 
+#: Errors a run fails with when the sweep itself is set up wrong (a parameter and a metric of the same
+#: name): every run would fail the same way, so the first one stops the sweep. A run's error travels from
+#: any executor as the text "ErrorType: message" (see run_task), so it is recognised by that prefix.
+_CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (ColumnClashError,)
+
+
+def _configuration_error(number: int, error: str | None) -> Exception | None:
+    """The error that stops the sweep, if run ``number`` failed with a configuration error."""
+    for kind in _CONFIGURATION_ERRORS:
+        prefix = f"{kind.__name__}: "
+        if error is not None and error.startswith(prefix):
+            return kind(f"Run {number} failed: {_sentence(error[len(prefix):])} Every run of this sweep would "
+                        "fail the same way, so the sweep stopped.")
+    return None
+
+
+def _sentence(text: str | None) -> str:
+    """``text`` ending with one period, to go inside a message of whole sentences."""
+    text = (text or "no error").rstrip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 class Tally:
     """Counts runs by status, and stops the sweep after too many failures in a row.
 
@@ -172,7 +201,7 @@ class Tally:
             journal = os.fspath(self.log_dir / JOURNAL_NAME) if self.log_dir else "the journal of a log_dir"
             raise SweepError(
                 f"The sweep stopped after {self.failures} failed runs in a row; the last one, run {number}, "
-                f"ended with {error}. Something is wrong for every run: check train() (tracebacks are in "
+                f"ended with {_sentence(error)} Something is wrong for every run: check train() (tracebacks are in "
                 f"{journal}), or pass max_consecutive_failures=0 to never stop."
             )
 
@@ -329,4 +358,7 @@ class Sweep:
                                status=Status.FAILED)
             self.tally.count(Status.FAILED)
             raise
+        if status == Status.FAILED and (error := _configuration_error(task.number, record.error)) is not None:
+            self.tally.count(status)
+            raise error
         self.tally.add(task.number, status, record.error)

@@ -485,7 +485,8 @@ class RunManager:
                 default: one per visible GPU, else one per CPU core.
             resume: skip runs already completed in ``log_dir`` (matched by their
                 params) and rerun the rest.
-            seed: seed Python, NumPy and Keras before every run.
+            seed: seed Python, NumPy and Keras before every run: an int from 0 to
+                ``2**32 - repeats`` (every repeat's seed must be one NumPy takes).
             retry_failed: with ``resume``, rerun failed and diverged runs too.
             max_consecutive_failures: stop the sweep after this many failed runs
                 in a row (0: never stop).
@@ -541,11 +542,12 @@ class RunManager:
         from runmanager.sweep import Sweep, check_sweep_arguments, check_train, create_executor, sweep_metric
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
-                              gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env)
+                              gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env,
+                              repeats=check_repeats(repeats))
         kept = check_checkpoint_arguments(checkpoint, checkpoint_every, keep_models)
         check_train(train, checkpoints=kept is not None)
         search = as_search(params)
-        if check_repeats(repeats) > 1:
+        if repeats > 1:
             search = Repeated(search, repeats)
         metric, mode = sweep_metric(metric, mode, search, pruner)
         if self.current_run is not None:

@@ -168,3 +168,37 @@ def test_from_hparams_rejects_plain_names():
 
 def test_repr_shows_the_grid():
     assert repr(RunBuilder({"a": [1, 2]})) == "RunBuilder({'a': [1, 2]})"
+
+
+def test_a_run_is_made_only_from_the_grids_param_names():
+    grid = RunBuilder({"a": [1, 2]})
+    assert grid.make_run({}) == grid.run_type(None)
+    with pytest.raises(InvalidGridError, match=r"^'b' is not a parameter of these runs, whose parameters are 'a'; "
+                                               r"give only those names \(a missing one is None\)\.$"):
+        grid.make_run({"b": 1})
+
+
+@pytest.mark.parametrize("name, rename", [("loss", "loss_fn"), ("val_loss", "loss_fn"), ("accuracy", "accuracy_"),
+                                          ("val_accuracy", "val_accuracy_"), ("precision", "precision_")])
+def test_a_param_named_like_a_metric_keras_logs_is_refused_with_a_rename(name, rename):
+    with pytest.raises(InvalidGridError, match=rf"^Parameter name '{name}' is the name of a metric Keras logs, so "
+                                               rf"every epoch row would have two '{name}' columns; rename the "
+                                               rf"parameter \(e.g. '{rename}'\)\.$"):
+        RunBuilder({"units": [4], name: [1, 2]})
+
+
+def test_every_metric_name_keras_takes_as_a_string_is_refused_with_and_without_val():
+    import keras
+
+    from runmanager.grid import METRIC_NAMES
+
+    functions = {name for name in dir(keras.metrics) if name[0].islower() and callable(getattr(keras.metrics, name))}
+    names = functions - {"get", "serialize", "deserialize"}
+    names |= {"auc", "precision", "recall", "mse", "mae", "f1_score", "r2_score", "root_mean_squared_error"}
+    assert {n for n in names if n not in METRIC_NAMES or f"val_{n}" not in METRIC_NAMES} == set()
+    plain = {n for n in METRIC_NAMES if not n.startswith("val_")} - {"loss", "acc", "crossentropy"}
+    for name in plain - functions:  # each is a metric Keras knows by that name, so it can be a logged column
+        try:
+            keras.metrics.get(name)
+        except TypeError:  # found, but its class needs an argument (PrecisionAtRecall(recall)): logged by that name
+            pass

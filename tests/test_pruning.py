@@ -109,6 +109,26 @@ def test_a_metric_the_runs_never_log_fails_them_naming_the_metrics_there_are(tmp
                                    "at epoch 1 (it logged val_accuracy, val_loss); pass one of those to the pruner.")
 
 
+def test_the_failure_limit_quotes_the_pruners_error_as_one_sentence(tmp_path):
+    with pytest.raises(SweepError, match=r"ended with InvalidArgumentError: The pruner judges 'val_acc', .* pass one "
+                                         r"of those to the pruner\. Something is wrong for every run") as error:
+        sweep(tmp_path, ASHA_SCORES, 3, MedianPruner("val_acc"))
+    assert ".." not in str(error.value)
+
+
+def test_the_base_pruner_is_refused_before_any_run_and_says_what_to_implement(tmp_path):
+    with pytest.raises(InvalidArgumentTypeError, match=r"^The pruner <.*Pruner object.*> implements neither "
+                                                       r"report\(run, epoch, value\) nor prune\(results, record\), "
+                                                       r"one of which decides whether a run stops; subclass "
+                                                       r"runmanager.pruning.Pruner and override one, or use "
+                                                       r"MedianPruner or SuccessiveHalvingPruner\.$"):
+        sweep(tmp_path, [0.5], 2, Pruner("val_accuracy"))
+    assert not (tmp_path / "journal.jsonl").exists()
+    with pytest.raises(NotImplementedError, match=r"^Pruner must implement report\(run, epoch, value\) -> bool, or "
+                                                  r"prune\(results, record\) -> bool to compare runs\.$"):
+        Pruner("val_accuracy").report(1, 1, 0.5)
+
+
 def test_a_worker_learns_that_the_metric_is_missing_and_its_run_fails(tmp_path):
     m = RunManager(tmp_path, verbose=0)
     summary = m.sweep(flat, flat_runs([0.5], 2), executor=InMemoryExecutor(1), pruner=MedianPruner("val_acc"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -12,10 +15,12 @@ from scipy.stats import loguniform, norm, randint, uniform
 
 from runmanager import (
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     InvalidGridError,
     InvalidGridTypeError,
     OptunaSearch,
     RandomSearch,
+    RunBuilder,
     RunManager,
     load_summary,
 )
@@ -65,9 +70,152 @@ def test_random_search_is_reproducible_and_holds_plain_python_values():
     assert a[0]._fields == ("lr", "units", "dropout", "optimizer")
 
 
-def test_a_random_search_over_a_small_space_gives_its_distinct_runs_once():
-    runs = RandomSearch({"units": [4, 8], "optimizer": ["adam"]}, n_runs=10, seed=0)
-    assert sorted(run.units for run in runs) == [4, 8]
+def test_a_random_search_over_a_small_space_gives_its_distinct_runs_once_and_says_so():
+    with pytest.warns(UserWarning, match=r"The space has 2 distinct runs, fewer than n_runs=10; RandomSearch gives "
+                                         r"each once \(2 runs\)"):
+        runs = RandomSearch({"units": [4, 8], "optimizer": ["adam"]}, n_runs=10, seed=0)
+    assert len(runs) == 2 and sorted(run.units for run in runs) == [4, 8]
+    with pytest.warns(UserWarning, match=r"The space has 2 distinct runs"):
+        assert len(RandomSearch({"units": [4, 8]}, n_runs=10**12, seed=0)) == 2  # at once, not 2 * 10**13 draws
+
+
+def test_a_random_search_over_lists_and_randint_gives_distinct_runs_in_a_random_order():
+    space = {"units": randint(1, 11), "optimizer": ["adam", "sgd"]}
+    runs = list(RandomSearch(space, n_runs=20, seed=0))
+    assert sorted(runs) == sorted(RandomSearch(space, 20, seed=0).run_type(u, o) for u in range(1, 11)
+                                  for o in ("adam", "sgd"))
+    assert runs != sorted(runs) and runs != list(RandomSearch(space, n_runs=20, seed=1))
+    assert all(type(run.units) is int for run in runs)
+
+
+@pytest.mark.parametrize("space", [SPACE, {"units": range(10**6), "batch": range(10**6)}],
+                         ids=["distributions", "a finite space of 10**12 runs"])
+def test_a_random_search_of_10_to_the_12_runs_is_built_and_indexed_at_once(space):
+    search = RandomSearch(space, n_runs=10**12, seed=0)
+    run = search[10**11]
+    assert len(search) == 10**12 and search.total == 10**12
+    assert run == RandomSearch(space, n_runs=10**12, seed=0)[10**11] != search[10**11 + 1]
+    assert search[-1] == search[10**12 - 1] and search[-10**12] == search[0]
+    with pytest.raises(IndexError, match=r"run index 1000000000000 out of range for a RandomSearch of 1000000000000"):
+        search[10**12]
+
+
+def test_a_random_search_is_one_sequence_by_index_iteration_and_ask_and_grows_by_its_end():
+    search = RandomSearch(SPACE, 8, seed=5)
+    by_index = [search[i] for i in range(len(search))]
+    assert list(search) == by_index == search[:] and search[2:4] == by_index[2:4]
+    assert [search.ask() for _ in range(9)] == [*by_index, None]
+    assert list(RandomSearch(SPACE, 3, seed=5)) == by_index[:3]  # a larger n_runs: the same first runs, then more
+    unseeded = RandomSearch(SPACE, 4)
+    assert list(unseeded) == list(unseeded) and list(unseeded) != list(RandomSearch(SPACE, 4))
+
+
+def test_a_random_search_gives_the_same_runs_in_another_process():
+    code = ("from scipy.stats import loguniform, randint, uniform; from runmanager import RandomSearch; "
+            "space = {'lr': loguniform(1e-4, 1e-1), 'units': randint(16, 257), 'dropout': uniform(0, 0.5), "
+            "'optimizer': ['adam', 'sgd']}; "
+            "print(repr([tuple(RandomSearch(space, 10**6, seed=7)[i]) for i in (0, 999_999)] "
+            "+ [tuple(RandomSearch({'a': range(1000), 'b': ['x', 'y']}, 10, seed=7)[3])]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONHASHSEED": "random"})
+    assert done.returncode == 0, done.stderr
+    here = [tuple(RandomSearch(SPACE, 10**6, seed=7)[i]) for i in (0, 999_999)]
+    here += [tuple(RandomSearch({"a": range(1000), "b": ["x", "y"]}, 10, seed=7)[3])]
+    assert done.stdout.strip() == repr(here)
+
+
+def test_a_range_or_a_numpy_array_in_a_space_is_a_list_of_its_values():
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    runs = RandomSearch({"units": range(1, 5)}, n_runs=4, seed=0)
+    assert sorted(run.units for run in runs) == [1, 2, 3, 4]
+    assert sorted(run.lr for run in RandomSearch({"lr": np.array([0.1, 0.01])}, 2, seed=0)) == [0.01, 0.1]
+    search = OptunaSearch({"units": range(16, 257, 16), "lr": np.array([0.1, 0.01])}, 3, metric="val_loss", seed=0)
+    assert search.distributions == {"units": IntDistribution(16, 256, step=16),
+                                    "lr": CategoricalDistribution((0.1, 0.01))}
+    assert RandomSearch({"units": range(16, 257)}, 2).domain("units") == ("interval", (16.0, 256.0, True))
+
+
+@pytest.mark.parametrize("make", [lambda space: RandomSearch(space, 5, seed=0),
+                                  lambda space: OptunaSearch(space, 5, metric="val_loss", seed=0)],
+                         ids=["RandomSearch", "OptunaSearch"])
+@pytest.mark.parametrize("space, error, match", [
+    ({"lr": loguniform(0.1, 0.001)}, InvalidGridError,
+     r"^Parameter 'lr': loguniform\(0.1, 0.001\) cannot draw a value: loguniform\(a, b\) draws between a and b and "
+     r"needs 0 < a < b; give loguniform\(0.001, 0.1\)\.$"),
+    ({"units": randint(5, 5)}, InvalidGridError,
+     r"^Parameter 'units': randint\(5, 5\) cannot draw a value: randint\(low, high\) draws the ints from low to "
+     r"high - 1 and needs low < high; for the one value 5 give the list \[5\]\.$"),
+    ({"units": randint(256, 16)}, InvalidGridError, r"Parameter 'units': randint\(256, 16\).*give randint\(16, 256\)"),
+    ({"dropout": uniform(0.5, -0.2)}, InvalidGridError,
+     r"Parameter 'dropout': uniform\(0.5, -0.2\) cannot draw a value: uniform\(loc, scale\) draws from loc to "
+     r"loc \+ scale \(not from low to high\) and needs scale > 0; give uniform\(0.3, 0.2\) for 0.3 to 0.5\."),
+    ({"x": norm(0, -1)}, InvalidGridError, r"Parameter 'x': norm\(0, -1\) cannot draw a value: it says ValueError"),
+    ({"lr": loguniform}, InvalidGridTypeError,
+     r"Parameter 'lr' has the value <scipy.*>, scipy.stats' loguniform without its parameters; give a frozen "
+     r"distribution, e.g. lr=loguniform\(1e-4, 1e-1\)\."),
+    ({"dropout": uniform}, InvalidGridTypeError,
+     r"scipy.stats' uniform without its parameters; give a frozen distribution, e.g. dropout=uniform\(0, 0.5\)"),
+    ({"dropout": type(uniform)}, InvalidGridTypeError, r"<class .*uniform_gen'>, scipy.stats' uniform without"),
+    ({"units": (u for u in (16, 32))}, InvalidGridTypeError,
+     r"Parameter 'units' has the value <generator.*>, which a search cannot index.*give a list of its values, "
+     r"e.g. units=list\(...\)\."),
+    ({"optimizer": {"sgd"}}, InvalidGridTypeError, r"give a list of its values, e.g. optimizer=sorted\(\{'sgd'\}\)"),
+])
+def test_a_bad_space_is_refused_at_construction_naming_the_param_and_the_fix(make, space, error, match):
+    with pytest.raises(error, match=match):
+        make(space)
+
+
+@pytest.mark.parametrize("make", [
+    lambda seed: RandomSearch(SPACE, 5, seed=seed),
+    lambda seed: OptunaSearch(SPACE, 5, metric="val_loss", seed=seed),
+    lambda seed: RunBuilder({"units": [4, 8]}).sample(1, seed=seed),
+], ids=["RandomSearch", "OptunaSearch", "grid.sample"])
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**40])
+def test_a_seed_numpy_cannot_take_is_refused_by_every_search(make, seed):
+    with pytest.raises(InvalidArgumentError, match=rf"^seed={seed} is out of range: NumPy, Keras and Optuna take "
+                                                   r"seeds from 0 to 2\*\*32 - 1, so give a seed from 0 to "
+                                                   r"4294967295, e.g. seed=0\.$"):
+        make(seed)
+    make(2**32 - 1)  # the largest seed NumPy takes is fine
+
+
+@pytest.mark.parametrize("sampler, match", [
+    ("tpe", r"sampler must be an Optuna sampler \(an optuna.samplers.BaseSampler\), got 'tpe'; give the sampler "
+            r"object: sampler=optuna.samplers.TPESampler\(seed=0\)\."),
+    ("nsga-ii", r"got 'nsga-ii'; give the sampler object: sampler=optuna.samplers.NSGAIISampler\(seed=0\)"),
+    ("best", r"got 'best'; give an Optuna sampler object, e.g. sampler=optuna.samplers.TPESampler\(seed=0\)"),
+    (None.__class__, r"got <class 'NoneType'>"),
+])
+def test_a_sampler_that_is_not_an_optuna_sampler_object_is_refused_at_construction(sampler, match):
+    with pytest.raises(InvalidArgumentTypeError, match=match):
+        OptunaSearch(SPACE, 5, metric="val_loss", sampler=sampler)
+
+
+def test_a_sampler_class_is_refused_with_how_to_make_one():
+    import optuna
+
+    with pytest.raises(InvalidArgumentTypeError, match=r"give an instance: sampler=optuna.samplers.RandomSampler"):
+        OptunaSearch(SPACE, 5, metric="val_loss", sampler=optuna.samplers.RandomSampler)
+    search = OptunaSearch(SPACE, 2, metric="val_loss", sampler=optuna.samplers.RandomSampler(seed=0))
+    assert search.ask() is not None
+
+
+@pytest.mark.parametrize("name", ["loss", "val_accuracy", "mse", "val_auc"])
+def test_a_param_named_like_a_keras_metric_is_refused_by_every_search(name):
+    for make in (lambda: RandomSearch({name: [1, 2]}, 2, seed=0), lambda: OptunaSearch({name: [1, 2]}, 2, metric="m"),
+                 lambda: RunBuilder({name: [1, 2]})):
+        with pytest.raises(InvalidGridError, match=rf"Parameter name '{name}' is the name of a metric Keras logs, so "
+                                                   rf"every epoch row would have two '{name}' columns; rename"):
+            make()
+
+
+def test_a_run_of_a_search_is_made_only_from_its_own_param_names():
+    search = RandomSearch({"lr": [0.1]}, 1)
+    assert search.make_run({}) == search.run_type(None)
+    with pytest.raises(InvalidGridError, match=r"'units' is not a parameter of these runs, whose parameters are 'lr'"):
+        search.make_run({"lr": 0.1, "units": 4})
 
 
 class Draws2:

@@ -11,6 +11,7 @@ import pytest
 import training
 
 from runmanager import (
+    ColumnClashError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     LogDirError,
@@ -281,6 +282,13 @@ def test_sweeping_into_a_used_log_dir_without_resume_is_refused(tmp_path):
         ({"executor": "threads"}, InvalidArgumentError, r"Unknown executor 'threads'; choose one of 'sequential'"),
         ({"seed": "1"}, InvalidArgumentTypeError, r"seed must be an int or None, got '1'"),
         ({"seed": 1.5}, InvalidArgumentTypeError, r"seed must be an int or None, got 1\.5"),
+        ({"seed": -1}, InvalidArgumentError, r"^seed=-1 is out of range: NumPy, Keras and Optuna take seeds from 0 to "
+                                             r"2\*\*32 - 1, so give a seed from 0 to 4294967295, e.g. seed=0\.$"),
+        ({"seed": 2**40}, InvalidArgumentError, r"^seed=1099511627776 is out of range: .* from 0 to 4294967295"),
+        ({"seed": 2**32 - 1, "repeats": 2}, InvalidArgumentError,
+         r"^seed=4294967295 is out of range: repeat r is seeded seed \+ r - 1, and with repeats=2 every repeat's seed "
+         r"must be one NumPy takes \(0 to 2\*\*32 - 1\), so give a seed from 0 to 4294967294 \(2\*\*32 - 2\), "
+         r"e.g. seed=0\.$"),
         ({"max_consecutive_failures": -1}, InvalidArgumentError, r"max_consecutive_failures must be"),
         ({"workers": 0}, InvalidArgumentError, r"workers must be a positive int"),
         ({"params": {"units": 4}}, TypeError, r"wrapped in a list: units=\[4\]"),
@@ -314,3 +322,22 @@ def test_results_in_memory_equal_results_on_disk(tmp_path):
     pd.testing.assert_frame_equal(m.results, load_results(tmp_path))
     pd.testing.assert_frame_equal(m.results, load_results(tmp_path / "results.csv"), check_dtype=False)
     assert isinstance(m.callback(None), keras.callbacks.Callback)
+
+
+def train_with_halving_learning_rate(run, callbacks):
+    """Fit with a LearningRateScheduler, which logs the learning rate as a metric named learning_rate."""
+    x, y = training.data()
+    model = training.build_model(8, run.learning_rate)
+    schedule = keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate * 0.5)
+    model.fit(x, y, epochs=2, batch_size=32, callbacks=[schedule, *callbacks], verbose=0)
+
+
+def test_a_param_that_keras_also_logs_as_a_metric_stops_the_sweep_at_its_first_run(tmp_path):
+    recorder = Recorder(train_with_halving_learning_rate)
+    with pytest.raises(ColumnClashError, match=r"^Run 1 failed: Metric 'learning_rate' has the name of a parameter; "
+                                               r"rename the metric or the parameter\. Every run of this sweep would "
+                                               r"fail the same way, so the sweep stopped\.$"):
+        sweep(tmp_path, {"learning_rate": [0.1, 0.01, 0.001]}, train=recorder, max_consecutive_failures=0)
+    assert len(recorder.runs) == 1
+    summary = load_summary(tmp_path)
+    assert summary["status"].tolist() == ["failed"] and summary["error"][0].startswith("ColumnClashError: Metric")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import training
 
-from runmanager import RunBuilder, RunManager, SweepError, load_results, load_summary
+from runmanager import ColumnClashError, RunBuilder, RunManager, SweepError, load_results, load_summary
 from runmanager.events import EpochEnded, RunEnded, RunStarted, Status
 from runmanager.executors.memory import InMemoryExecutor
 from runmanager.recorder import Recorder
@@ -194,3 +194,21 @@ def test_workers_are_recycled_after_max_runs_per_worker(tmp_path):
     assert m.summary()["status"].tolist() == ["completed"] * 5
     assert executor.workers_started == 3  # runs 1-2, 3-4, 5
 
+
+
+def test_the_largest_seed_with_repeats_seeds_every_repeat_as_numpy_takes(tmp_path):
+    summary = sweep(tmp_path / "a", {"x": [1]}, seed=2**32 - 2, repeats=2)
+    assert summary["status"].tolist() == ["completed", "completed"]
+    last = sweep(tmp_path / "b", {"x": [1]}, seed=2**32 - 1)
+    assert summary["draw"][1] == last["draw"][0] != summary["draw"][0]  # repeat 2 was seeded 2**32 - 1
+
+
+@pytest.mark.parametrize("executor", [None, "sequential"], ids=["in-memory workers", "sequential"])
+def test_a_param_clashing_with_a_logged_metric_stops_the_sweep_at_its_first_run(tmp_path, executor):
+    with pytest.raises(ColumnClashError, match=r"^Run 1 failed: Metric 'draw' has the name of a parameter; rename "
+                                               r"the metric or the parameter\. Every run of this sweep would fail "
+                                               r"the same way, so the sweep stopped\.$"):
+        sweep(tmp_path, {"x": [1, 2, 3, 4, 5], "draw": [0.5]}, executor=executor, max_consecutive_failures=0)
+    statuses = load_summary(tmp_path)["status"].tolist()
+    # Run 2 was in flight on the second worker when run 1 ended: it is stopped, and no run starts after.
+    assert statuses == (["failed"] if executor else ["failed", "interrupted"])
