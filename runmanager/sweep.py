@@ -152,9 +152,10 @@ def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int,
 
 
 #: Errors a run fails with when the sweep itself is set up wrong (a parameter and a metric of the same
-#: name): every run would fail the same way, so the first one stops the sweep. A run's error travels from
+#: name, a pruner's metric that the runs do not log): every run would fail the same way, so the first
+#: one stops the sweep. A run's error travels from
 #: any executor as the text "ErrorType: message" (see run_task), so it is recognised by that prefix.
-_CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (ColumnClashError,)
+_CONFIGURATION_ERRORS: tuple[type[Exception], ...] = (ColumnClashError, MissingMetricError)
 
 
 def _configuration_error(number: int, error: str | None) -> Exception | None:

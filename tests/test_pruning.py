@@ -13,6 +13,7 @@ from runmanager import (
     load_results,
     load_summary,
 )
+from runmanager.errors import MissingMetricError
 from runmanager.executors.memory import InMemoryExecutor
 from runmanager.pruning import MedianPruner, Pruner, SuccessiveHalvingPruner
 
@@ -100,19 +101,23 @@ def test_a_rule_of_ones_own_is_a_few_lines(tmp_path):
     assert summary["epochs"].tolist() == [3, 5, 3]
 
 
-def test_a_metric_the_runs_never_log_fails_them_naming_the_metrics_there_are(tmp_path):
-    with pytest.raises(SweepError, match="3 failed runs in a row"):
+def test_a_metric_the_runs_never_log_stops_the_sweep_at_its_first_run_naming_the_metrics_there_are(tmp_path):
+    with pytest.raises(MissingMetricError, match=r"^Run 1 failed: The pruner judges 'val_acc', .* pass one of those "
+                                                 r"to the pruner\. Every run of this sweep would fail the same way, "
+                                                 r"so the sweep stopped\.$") as error:
         sweep(tmp_path, ASHA_SCORES, 3, MedianPruner("val_acc"))
+    assert ".." not in str(error.value)
     summary = load_summary(tmp_path)
-    assert summary["status"].tolist() == ["failed"] * 3
+    assert summary["status"].tolist() == ["failed"]
     assert summary["error"][0] == ("MissingMetricError: The pruner judges 'val_acc', which run 1 did not log "
                                    "at epoch 1 (it logged val_accuracy, val_loss); pass one of those to the pruner.")
 
 
-def test_the_failure_limit_quotes_the_pruners_error_as_one_sentence(tmp_path):
-    with pytest.raises(SweepError, match=r"ended with InvalidArgumentError: The pruner judges 'val_acc', .* pass one "
-                                         r"of those to the pruner\. Something is wrong for every run") as error:
-        sweep(tmp_path, ASHA_SCORES, 3, MedianPruner("val_acc"))
+def test_the_failure_limit_quotes_the_runs_error_as_one_sentence(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    with pytest.raises(SweepError, match=r"ended with RuntimeError: run asked to fail: disk full\. Something is "
+                                         r"wrong for every run") as error:
+        m.sweep(training.train, {"units": [4], "fail": ["a", "b", "disk full."]}, max_consecutive_failures=3)
     assert ".." not in str(error.value)
 
 
@@ -131,7 +136,9 @@ def test_the_base_pruner_is_refused_before_any_run_and_says_what_to_implement(tm
 
 def test_a_worker_learns_that_the_metric_is_missing_and_its_run_fails(tmp_path):
     m = RunManager(tmp_path, verbose=0)
-    summary = m.sweep(flat, flat_runs([0.5], 2), executor=InMemoryExecutor(1), pruner=MedianPruner("val_acc"))
+    with pytest.raises(MissingMetricError, match="Every run of this sweep would fail the same way"):
+        m.sweep(flat, flat_runs([0.5, 0.6], 2), executor=InMemoryExecutor(1), pruner=MedianPruner("val_acc"))
+    summary = m.summary()
     assert summary["status"].tolist() == ["failed"] and "did not log at epoch 1" in summary["error"][0]
 
 
