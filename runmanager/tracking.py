@@ -644,7 +644,7 @@ class RunManager:
         from runmanager.sweep import Sweep, check_sweep_arguments, create_executor
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
-                              gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env)
+                              gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env, manager=self)
         search = as_search(params)
         if check_repeats(repeats) > 1:
             search = Repeated(search, repeats)
