@@ -48,8 +48,12 @@ def main_is_importable() -> bool:
 
 def _main_names(content: Any) -> list[str]:
     """The objects of ``__main__`` that unpickling ``content`` would look up by name."""
-    names = []
-    for opcode, arg, _ in pickletools.genops(pickle.dumps(content, protocol=2)):
+    names: list[str] = []
+    try:
+        data = pickle.dumps(content, protocol=2)  # protocol 2 names each global in one GLOBAL opcode
+    except Exception:  # noqa: BLE001 - what protocol 2 cannot write, the check above let through
+        return names
+    for opcode, arg, _ in pickletools.genops(data):
         if opcode.name == "GLOBAL":
             module, name = str(arg).split(" ", 1)
             if module in _MAIN and name not in names:
