@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from runmanager.demo import DEMO_EPOCHS
 from runmanager.errors import InvalidArgumentError, LogDirError, RunManagerError
 from runmanager.tables import FORMATS
 
@@ -56,6 +57,17 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Files: {log_dir}/results.csv, results.json, summary.csv, summary.json, journal.jsonl")
     print(f"Took {time.perf_counter() - start:.1f}s. Next: runmanager show {log_dir}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse prints the error and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _backends(log_dir: str) -> str:
@@ -218,7 +230,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a real sweep on scikit-learn's digits (a minute or two)")
     demo.add_argument("--log-dir", help="folder for the results (default: runs/demo-TIMESTAMP)")
-    demo.add_argument("--epochs", type=int, default=5, help="epochs per run (default: 5)")
+    demo.add_argument("--epochs", type=_positive_int, default=DEMO_EPOCHS,
+                      help=f"epochs per run, at least 1 (default: {DEMO_EPOCHS})")
     demo.set_defaults(func=_demo)
     show = commands.add_parser("show", help="print the per-run summary of a sweep")
     show.add_argument("log_dir", help="a log_dir, or a results/summary .csv or .json")

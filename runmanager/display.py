@@ -83,6 +83,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _plain(text: str) -> dict[str, str]:
+    """``text`` as a display shows plain text: displayed as a str, it would show as its repr, quoted."""
+    return {"text/plain": text}
+
+
 def in_jupyter() -> bool:
     """True inside a Jupyter kernel, where a table can be updated in place."""
     if "IPython" not in sys.modules:
@@ -133,7 +138,7 @@ class LiveTable:
         if self.jupyter:
             from IPython.display import display
 
-            display(text)
+            display(_plain(text), raw=True)
         else:
             self._write(text)
 
@@ -146,9 +151,9 @@ class LiveTable:
         from IPython.display import display
 
         if self._status is None:
-            self._status = display(text, display_id=True)
+            self._status = display(_plain(text), raw=True, display_id=True)
         else:
-            self._status.update(text)
+            self._status.update(_plain(text), raw=True)
 
     def add(self, row: Mapping[str, Any], params: Sequence[str] = ()) -> None:
         """Show one more row; the columns named in ``params`` are parameters."""

@@ -2,7 +2,9 @@
 param's effect. Needs ``runmanager[report]``.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot, so
-nothing global changes and no window opens; Jupyter shows a returned Figure inline.
+nothing global changes and no window opens; it carries a PNG representation
+(:class:`runmanager.figure.InlineFigure`), so Jupyter shows a returned figure inline
+without ``%matplotlib inline``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ _EPOCH_COLUMNS = ("run", "epoch", "epoch_duration", "run_duration")
 
 
 def require_matplotlib() -> Any:
+    """The Figure class of runmanager's figures, or the error that names the extra to install."""
     try:
-        from matplotlib.figure import Figure
+        from runmanager.figure import InlineFigure
     except ImportError:
         raise missing_extra("matplotlib", "report", "Plots and reports") from None
-    return Figure
+    return InlineFigure
 
 
 def epoch_rows(source: Any) -> Any:

@@ -51,9 +51,10 @@ __all__ = ["Sweep", "Tally", "check_sweep_arguments", "check_train", "create_exe
 def check_sweep_arguments(
     train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any,
     max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any, timeout: Any = None, pruner: Any = None,
-    max_retries: Any = 1, runtime_env: Any = None, repeats: int = 1,
+    max_retries: Any = 1, runtime_env: Any = None, repeats: int = 1, manager: Any = None,
 ) -> None:
-    """Reject bad sweep arguments before any run starts (``repeats`` is checked already)."""
+    """Reject bad sweep arguments before any run starts (``repeats`` is checked already; for worker
+    processes, a ``train`` or a ``manager`` class that they could not load) and before the log_dir is touched."""
     if not callable(train):
         raise InvalidArgumentTypeError(f"train must be a function train(run, callbacks), got {train!r}.")
     if executor not in EXECUTORS and not isinstance(executor, Executor):
@@ -87,9 +88,12 @@ def check_sweep_arguments(
             f"max_retries must be a non-negative int (how many times a run whose worker died is run again; "
             f"0: never), got {max_retries!r}."
         )
+    from runmanager.executors.processes import ProcessExecutor, check_spawnable
     from runmanager.executors.shipping import check_runtime_env
 
     check_runtime_env(runtime_env)
+    if executor == "processes" or isinstance(executor, ProcessExecutor):
+        check_spawnable(train, manager)
     if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
                                 or not timeout > 0):
         raise InvalidArgumentError(
@@ -199,6 +203,13 @@ class Tally:
         # A worker that died takes its run with it: that counts as a failure too.
         self.failures = self.failures + 1 if status in (Status.FAILED, Status.INTERRUPTED) else 0
         if self.limit and self.failures >= self.limit:
+            if status == Status.INTERRUPTED:  # no traceback to read: the worker died under the run
+                raise SweepError(
+                    f"The sweep stopped after {self.failures} failed or lost runs in a row; the last one, run "
+                    f"{number}, was interrupted: {error}. Something ends the workers under every run: check "
+                    "their memory use and the standard error of this process (where a crashing worker writes), "
+                    "or pass max_consecutive_failures=0 to never stop."
+                )
             journal = os.fspath(self.log_dir / JOURNAL_NAME) if self.log_dir else "the journal of a log_dir"
             raise SweepError(
                 f"The sweep stopped after {self.failures} failed runs in a row; the last one, run {number}, "

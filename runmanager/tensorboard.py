@@ -493,7 +493,7 @@ def serve(log_dir: str | os.PathLike[str], port: int = 0) -> int:
         0, once interrupted with Ctrl-C.
 
     Raises:
-        LogDirError: ``log_dir`` is not an existing folder.
+        LogDirError: ``log_dir`` is not an existing folder, or holds no TensorBoard event files.
         MissingExtraError: the ``tensorboard`` package is not installed.
         InvalidArgumentError: the port is out of range or TensorBoard cannot listen on it.
 
@@ -509,6 +509,14 @@ def serve(log_dir: str | os.PathLike[str], port: int = 0) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise InvalidArgumentError(f"port must be an int from 0 to 65535 (0: a free port), got {port!r}.")
     board_dir = path / TENSORBOARD_DIR if (path / TENSORBOARD_DIR).is_dir() else path
+    # TensorBoard would serve an empty page without a word; a sweep writes its first event file
+    # (the hparams config) as it starts, so a folder without one has nothing to show.
+    if next((True for p in board_dir.rglob("*tfevents*") if p.is_file()), False) is False:
+        raise LogDirError(
+            f"log_dir {str(path)!r} holds no TensorBoard event files (events.out.tfevents.*); run the sweep "
+            "with TensorBoard on, RunManager(log_dir, tensorboard=True) or m.sweep(..., tensorboard=True), "
+            "and serve its log_dir."
+        )
     try:
         from tensorboard import program
     except ImportError:

@@ -543,7 +543,7 @@ class RunManager:
 
         check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
                               gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env,
-                              repeats=check_repeats(repeats))
+                              repeats=check_repeats(repeats), manager=self)
         kept = check_checkpoint_arguments(checkpoint, checkpoint_every, keep_models)
         check_train(train, checkpoints=kept is not None)
         search = as_search(params)

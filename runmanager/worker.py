@@ -12,6 +12,7 @@ import collections
 import os
 import pickle
 import signal
+import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -90,15 +91,26 @@ class WorkerSetup:
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
                  threads: int | None, gpu: str | None, share_gpu: bool = False) -> None:
     """The loop of a local worker process: take (number, params) tasks until ``None``; report
-    through ``events``, the sending end of this worker's own pipe to the driver."""
+    through ``events``, the sending end of this worker's own pipe to the driver.
+
+    It says ``ready`` once it has loaded the payload, or, if it cannot start (the module of
+    ``train`` fails to import here), sends ``broken`` with the traceback and exits."""
     # Ctrl-C reaches the whole process group; the driver alone decides what stops. SIGTERM
     # (a scheduler ending the job) ends the run in progress `interrupted`, then the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     install_in_worker()
-    configure_environment(threads, gpu, share_gpu)
-    import_keras()
-    setup = WorkerSetup(payload, lambda event: events.send(("event", slot, generation, event)),
-                        lambda: tasks.get()[1])  # the driver's verdicts come on the task queue
+    try:
+        configure_environment(threads, gpu, share_gpu)
+        import_keras()
+        setup = WorkerSetup(payload, lambda event: events.send(("event", slot, generation, event)),
+                            lambda: tasks.get()[1])  # the driver's verdicts come on the task queue
+    except Terminated:
+        return
+    except Exception:  # noqa: BLE001 - whatever stops the start (train's module fails to import) fails every worker
+        # The driver shows it: this process's stderr may be nowhere the user looks (a notebook's kernel).
+        events.send(("broken", slot, generation, traceback.format_exc()))
+        return
+    events.send(("ready", slot, generation, None))
     try:
         while (task := tasks.get()) is not None:
             number, params, seed, resume = task

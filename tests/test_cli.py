@@ -101,6 +101,15 @@ def test_usage_errors_exit_2_with_usage():
     assert done.returncode == 2 and "--metric" in done.stderr
 
 
+@pytest.mark.parametrize("epochs", ["0", "-3", "two"])
+def test_demo_refuses_fewer_than_one_epoch_before_it_starts(tmp_path, epochs):
+    done = cli("demo", "--epochs", epochs, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"runmanager demo: error: argument --epochs: must be a whole number of at least 1, got {epochs!r}")
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder: nothing started
+
+
 def test_show_info_says_which_backend_and_versions_ran_the_runs(demo_dir):
     import keras
     import tensorflow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -21,6 +22,7 @@ from runmanager import (
     MissingExtraError,
     RunBuilder,
     RunManager,
+    SweepError,
     load_results,
     load_summary,
 )
@@ -104,7 +106,7 @@ def test_a_train_that_cannot_be_pickled_is_rejected_before_any_run(tmp_path, tra
     m = RunManager(tmp_path, verbose=0)
     with pytest.raises(InvalidArgumentTypeError, match=r"cannot be sent to worker processes.*at module level"):
         m.sweep(train, GRID, executor="processes", workers=2)
-    assert load_summary(tmp_path).empty
+    assert not (tmp_path / "journal.jsonl").exists()  # refused before the log_dir was touched
 
 
 @pytest.mark.slow
@@ -232,3 +234,51 @@ def test_a_run_whose_worker_died_is_retried_max_retries_times(tmp_path, capsys, 
     assert summary["epochs"].tolist() == [3, 1]  # the last attempt's epoch, not one per attempt
     out = capsys.readouterr().out
     assert out.count("run 2: worker process exited with code 3; running it again") == max_retries
+
+
+def test_a_worker_that_cannot_import_train_stops_the_sweep_at_once_with_the_workers_own_error(tmp_path, capfd):
+    """train's module was imported from a folder on sys.path only while it was imported: a worker, which
+    starts with the driver's sys.path of now, cannot import it. The sweep stops at the first such worker
+    and shows its error; the runs given out are interrupted (none ran), not failed."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "elsewhere_train.py").write_text("import training\n\n\ndef train(run, callbacks):\n"
+                                               "    training.train(run, callbacks)\n")
+    sys.path.insert(0, str(folder))
+    try:
+        module = importlib.import_module("elsewhere_train")
+    finally:
+        sys.path.remove(str(folder))
+    try:
+        m = RunManager(tmp_path / "log", verbose=0)
+        with pytest.raises(SweepError) as caught:
+            m.sweep(module.train, {"units": [2, 4, 8]}, executor="processes", workers=2)
+    finally:
+        sys.modules.pop("elsewhere_train", None)
+    message = str(caught.value)
+    assert message.startswith("A worker could not start, so no run of this sweep can: ModuleNotFoundError: "
+                              "No module named 'elsewhere_train'.")
+    assert "The worker's error:\nTraceback (most recent call last):" in message
+    assert "journal" not in message  # which holds no traceback of this
+    summary = load_summary(tmp_path / "log")
+    assert summary["status"].tolist() == ["interrupted", "interrupted"]
+    assert set(summary["error"]) == {"its worker could not start: ModuleNotFoundError: No module named "
+                                     "'elsewhere_train'"}
+    assert "elsewhere_train" not in capfd.readouterr().err  # shown once, in the error, not by every worker
+
+
+def test_a_script_without_the_main_guard_stops_at_its_first_worker_with_the_fix(tmp_path):
+    """Each worker imports the driver's script again; without the guard that import sweeps too, and
+    fails on the log_dir the driver holds, before the worker can report anything itself."""
+    script = tmp_path / "sweep.py"
+    script.write_text("import training\nfrom runmanager import RunManager\n\n"
+                      f"RunManager({str(tmp_path / 'log')!r}, verbose=0).sweep(\n"
+                      "    training.train, {'units': [2, 4]}, executor='processes', workers=1)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("runmanager.errors.SweepError: A worker could not start, so no run of this sweep can: "
+                           "worker process exited with code 1 while starting")
+    assert 'needs the `if __name__ == "__main__":` guard' in last
+    assert done.stderr.count("runmanager.errors.LogDirError: ") == 1  # the one worker's traceback: no other worker was started
+    assert load_summary(tmp_path / "log")["status"].tolist() == ["interrupted"]

@@ -437,6 +437,18 @@ def test_cli_tensorboard_on_a_missing_folder_exits_2_with_one_line(tmp_path: Pat
     assert len(lines) == 1 and str(missing) in lines[0] and "not an existing folder" in lines[0]
 
 
+def test_cli_tensorboard_on_a_sweep_run_without_tensorboard_exits_2_saying_how_to_get_it(tmp_path: Path) -> None:
+    RunManager(tmp_path, verbose=0).sweep(
+        lambda run, callbacks: training.fit_without_model(callbacks, [{"loss": 0.5}]), {"units": [4, 8]})
+    result = subprocess.run([sys.executable, "-m", "runmanager.cli", "tensorboard", str(tmp_path)],
+                            capture_output=True, text=True, timeout=WAIT_S)
+    assert result.returncode == 2, result.stdout  # and no server started: it would run until Ctrl-C
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"runmanager: error: log_dir {str(tmp_path)!r} holds no "
+                                                   "TensorBoard event files")
+    assert "RunManager(log_dir, tensorboard=True)" in lines[0] and "sweep(..., tensorboard=True)" in lines[0]
+
+
 def test_cli_tensorboard_serves_the_sweep_until_ctrl_c(sweep: SimpleNamespace) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "runmanager.cli", "tensorboard", str(sweep.log_dir), "--port", "0"],

@@ -9,9 +9,11 @@ and is replaced; a worker is recycled after ``max_runs_per_worker`` runs
 because Keras keeps a few MiB per model built in a process.
 
 Messages from a pool are tuples ``(kind, slot index, generation, payload)``:
-``("event", i, g, event)``, ``("done", i, g, (number, status))`` and
-``("died", i, g, reason)``; a message from a replaced worker (older
-generation) is ignored. When the sweep prunes, a worker waits after every
+``("event", i, g, event)``, ``("done", i, g, (number, status))``,
+``("died", i, g, reason)`` and ``("broken", i, g, error)``, a worker that could not
+start (its error or traceback): every worker would fail the same, so the sweep stops
+at once with that error and the runs given out are recorded ``interrupted``. A message
+from a replaced worker (older generation) is ignored. When the sweep prunes, a worker waits after every
 epoch for the driver's verdict (:meth:`Pool.answer`): the decision is made in
 the driver, from the epoch events of every run, before the run's next epoch.
 """
@@ -220,6 +222,8 @@ class PoolExecutor(Executor):
                 if self.context.judge is not None and isinstance(payload, EpochEnded):
                     self.pool.answer(slot, self._verdict(payload))
             return None
+        if kind == "broken":
+            raise self._cannot_start(payload)
         if kind == "done":
             slot.runs_done += 1
             status = Status(payload[1])
@@ -247,6 +251,32 @@ class PoolExecutor(Executor):
             return None
         slot.task = None
         return task, status
+
+    def _cannot_start(self, error: str) -> SweepError:
+        """A worker could not start: record the runs given out ``interrupted`` (none of them ran),
+        and the error that stops the sweep, with the worker's own error text."""
+        lines = [line for line in error.strip().splitlines() if line.strip()]
+        summary = lines[-1].strip() if lines else "no error text"
+        lost = [(slot.task, slot.started) for slot in self.slots if slot.task is not None]
+        recorder = self.context.recorder
+        lost += [(task, recorder.run(task.number) is not None) for task in self._retries]
+        self._retries.clear()
+        assert self.pool is not None
+        for slot in self.slots:
+            slot.task = None
+            if slot.handle is not None:  # the others would fail the same way, after a slow start
+                self.pool.kill(slot)
+        for task, started in lost:
+            with contextlib.suppress(LogDirWriteError):
+                recorder.lost(task.number, task.run, f"its worker could not start: {summary}", started=started)
+        message = (f"A worker could not start, so no run of this sweep can: {summary}. Workers load train "
+                   "and the RunManager by module and name, as a new Python process would: check that "
+                   "their module imports without error there (python -c \"import your_module\"), or pass "
+                   'executor="sequential". The runs given to workers are recorded interrupted; resume=True '
+                   "runs them once this is fixed.")
+        if len(lines) > 1:
+            message += "\n\nThe worker's error:\n" + error.rstrip()
+        return SweepError(message)
 
     def _replace(self, slot: Slot, reason: str) -> None:
         """A new worker for ``slot``, whose worker died; or, where the pool has no room for one

@@ -4,18 +4,91 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
+from runmanager.errors import InvalidArgumentTypeError
 from runmanager.executors import SweepContext, Task
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, check_picklable
 
-__all__ = ["ProcessExecutor", "ProcessPool", "visible_gpus"]
+__all__ = ["ProcessExecutor", "ProcessPool", "check_spawnable", "main_is_importable", "visible_gpus"]
 
 # How often the driver looks at its workers when no event arrives.
 POLL_SECONDS = 0.2
+_MAIN = ("__main__", "__mp_main__")
+_INTERACTIVE = ("this interactive session (a notebook, IPython, `python -c` or standard input: its __main__ "
+                "has no file)")
+_FIX = ("Move it into a .py file (beside the notebook) and import it from there, or pass "
+        'executor="sequential" (runs in this process) or executor="ray" (sends notebook code by value).')
+
+
+def main_is_importable() -> bool:
+    """Whether a ``spawn`` worker imports this process's ``__main__`` again, as multiprocessing
+    does for a script (``python sweep.py``) or a module (``python -m pkg.sweep``), so that what
+    it defines is found by name; not so in a notebook, IPython, ``python -c`` or standard input.
+
+    Examples:
+        >>> isinstance(main_is_importable(), bool)
+        True
+    """
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):
+        return True
+    path = getattr(main, "__file__", None)
+    # multiprocessing itself skips a main named ipython (IPython's own launcher script).
+    return bool(path) and os.path.isfile(path) and os.path.splitext(os.path.basename(path))[0] != "ipython"
+
+
+def _main_names(content: Any) -> list[str]:
+    """The objects of ``__main__`` that unpickling ``content`` would look up by name."""
+    names: list[str] = []
+    try:
+        data = pickle.dumps(content, protocol=2)  # protocol 2 names each global in one GLOBAL opcode
+    except Exception:  # noqa: BLE001 - what protocol 2 cannot write, the check above let through
+        return names
+    for opcode, arg, _ in pickletools.genops(data):
+        if opcode.name == "GLOBAL":
+            module, name = str(arg).split(" ", 1)
+            if module in _MAIN and name not in names:
+                names.append(name)
+    return names
+
+
+def check_spawnable(train: Any, manager: Any) -> None:
+    """Refuse, before any worker starts, a ``train`` or a RunManager subclass that a ``spawn``
+    worker could not load: one that pickle cannot send, or one defined in an interactive
+    ``__main__`` (a notebook cell), which workers cannot import by name.
+
+    Raises:
+        InvalidArgumentTypeError: what cannot be sent, and how to fix it.
+
+    Examples:
+        >>> import os.path
+        >>> check_spawnable(os.path.join, None)
+    """
+    name = getattr(train, "__qualname__", None) or repr(train)
+    interactive = not main_is_importable()
+    if interactive and getattr(train, "__module__", None) in _MAIN:
+        raise InvalidArgumentTypeError(
+            f"train={name!r} is defined in {_INTERACTIVE}, and worker processes cannot import it: they "
+            f"find train by its module and name. {_FIX}"
+        )
+    if interactive and type(manager).__module__ in _MAIN:
+        raise InvalidArgumentTypeError(
+            f"The RunManager subclass {type(manager).__qualname__!r} is defined in {_INTERACTIVE}, and worker "
+            f"processes cannot import it: they find it by its module and name. {_FIX}"
+        )
+    check_picklable(train, manager)
+    names = _main_names((manager, train)) if interactive else []
+    if names:
+        raise InvalidArgumentTypeError(
+            f"train={name!r} or the RunManager uses {', '.join(map(repr, names))}, defined in {_INTERACTIVE}; "
+            f"worker processes cannot import {'it' if len(names) == 1 else 'them'}. {_FIX}"
+        )
 
 
 def visible_gpus() -> list[str]:
@@ -58,6 +131,7 @@ class ProcessPool(Pool):
         self._gpus = gpus
         # More workers than GPUs: each GPU is shared, so TensorFlow must not take all its memory.
         self._share_gpu = bool(gpus) and workers > len(gpus)
+        self._ready: set[tuple[int, int]] = set()  # (slot, generation) of the workers that started
 
     def start(self, slot: Slot) -> None:
         slot.generation += 1
@@ -110,18 +184,29 @@ class ProcessPool(Pool):
                 yield from self._read(slot.handle[2], slot, broken)  # what it sent before it died comes first
                 process.join(timeout=5)
                 code = process.exitcode
+                if code is not None and code > 0 and (slot.index, slot.generation) not in self._ready:
+                    # An error before process_main could report it: the driver's script failed as
+                    # the worker imported it again. It would fail the same in every new worker.
+                    yield ("broken", slot.index, slot.generation,
+                           f"worker process exited with code {code} while starting, before it could take a "
+                           "run; its traceback is on the standard error of this process above. A script that calls sweep() needs the "
+                           "`if __name__ == \"__main__\":` guard, as each worker imports it again")
+                    continue
                 yield ("died", slot.index, slot.generation,
                        f"worker process exited with code {code}" if code is not None
                        else "worker process stopped answering")
 
-    @staticmethod
-    def _read(receiver: Any, slot: Slot, broken: set[int]) -> Iterator[tuple[str, int, int, Any]]:
+    def _read(self, receiver: Any, slot: Slot, broken: set[int]) -> Iterator[tuple[str, int, int, Any]]:
         """Every message waiting in ``receiver``; a pipe that ended or broke marks ``slot`` broken."""
         if slot.index in broken:
             return
         try:
             while receiver.poll():
-                yield receiver.recv()
+                message = receiver.recv()
+                if message[0] == "ready":
+                    self._ready.add((message[1], message[2]))
+                else:
+                    yield message
         except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError):
             broken.add(slot.index)
 
@@ -157,7 +242,7 @@ class ProcessExecutor(PoolExecutor):
         super().__init__(count, max_runs_per_worker=max_runs_per_worker)
 
     def payload(self, context: SweepContext) -> bytes:
-        check_picklable(context.train, context.manager)
+        check_spawnable(context.train, context.manager)
         return super().payload(context)
 
     def make_pool(self, payload: bytes) -> Pool:
