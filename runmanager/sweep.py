@@ -188,6 +188,7 @@ class Sweep:
                 number = self._next_number
                 self._next_number += 1
             elif record.status.finished and not (record.status.unsuccessful and self.retry_failed):
+                self.manager.keep_run(record)
                 continue
             else:
                 number = record.number

@@ -13,6 +13,7 @@ imported only where it is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -35,7 +36,7 @@ from runmanager.events import EpochEnded, Event, RunEnded, RunStarted, Status, S
 from runmanager.grid import RESERVED_NAMES
 from runmanager.naming import jsonable, params_of
 from runmanager.results import Results, RunRecord
-from runmanager.signals import terminate_like_interrupt
+from runmanager.signals import exception_text, interrupt_reason, terminate_like_interrupt
 from runmanager.sinks import Sink, SinkList
 from runmanager.sinks.progress import ProgressSink
 from runmanager.sinks.table import TableSink
@@ -51,6 +52,18 @@ def _to_numpy(value: Any) -> Any:
     if detach is not None:
         value = detach().cpu()
     return np.asarray(value)
+
+
+def _number(value: Any, what: str) -> float:
+    """``value`` as a float, or an error that names ``what`` and the value."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise InvalidArgumentTypeError(
+            f"{what} must be a number (a float, an int, or a tensor or array of one element), got {shown}."
+        ) from None
 
 
 @dataclass
@@ -346,10 +359,10 @@ class RunManager:
             >>> m.end_epoch(); m.results["loss"].item()
             1.75
         """
-        size = int(batch_size)
-        if size <= 0:
+        size = _number(batch_size, "track_loss(): batch_size")
+        if not (size > 0 and size.is_integer()):
             raise InvalidArgumentError(f"batch_size must be a positive number of samples, got {batch_size!r}.")
-        self._accumulate("track_loss", "loss", float(loss) * size, size)
+        self._accumulate("track_loss", "loss", _number(loss, "track_loss(): the batch's loss") * size, int(size))
 
     def track_num_correct(self, preds: Any, labels: Any) -> int:
         """Count a batch's correct predictions into the epoch's ``accuracy``; return the count.
@@ -391,10 +404,11 @@ class RunManager:
         """
         if not isinstance(name, str) or not name:
             raise InvalidArgumentTypeError(f"track() needs a metric name as a non-empty str, got {name!r}.")
-        weight = float(weight)
+        weight = _number(weight, f"track({name!r}): weight")
         if weight <= 0:
             raise InvalidArgumentError(f"track({name!r}): weight must be positive, got {weight!r}.")
-        self._accumulate("track", name, float(value) * weight, weight)
+        self._accumulate("track", name, _number(value, f"track(): the value of metric {name!r}") * weight,
+                         weight)
 
     def end_epoch(self, **extra: Any) -> None:
         """Finish the epoch: compute its metrics and write its row.
@@ -652,6 +666,12 @@ class RunManager:
             raise LifecycleError(
                 f"sweep() was called while run {self._run.number} is still going; call end_run() first."
             )
+        if resume and self.log_dir is None:
+            raise InvalidArgumentError(
+                "resume=True continues the sweep recorded in a log_dir, and this RunManager has none "
+                "(log_dir=None keeps the runs in memory only). Pass a folder, RunManager('runs/sweep1'), "
+                "to keep the runs and resume them later, or drop resume=True."
+            )
         self._open(resume=resume, fields=search.fields, allow_grid_change=allow_grid_change)
         if tensorboard:
             self._enable_tensorboard()
@@ -682,6 +702,11 @@ class RunManager:
     def begin_sweep(self, event: SweepStarted, search: Any) -> None:
         """Tell the sinks that a sweep over ``search`` starts (its executor is ready). The Sweep calls it."""
         self._sinks.on_sweep_start(event, search)
+
+    def keep_run(self, record: RunRecord) -> None:
+        """Tell the sinks that the resumed sweep keeps ``record``, a run that ended before the
+        resume, instead of running it again. The Sweep calls it."""
+        self._sinks.on_run_kept(record)
 
     def end_sweep(self, event: SweepEnded) -> None:
         """Tell the sinks that the sweep ended (the exports are brought up to date). The Sweep calls it."""
@@ -743,8 +768,18 @@ class RunManager:
     def __enter__(self) -> RunManager:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if exc is not None and self._run is not None:
+                # The block was left in the middle of a run: its end is recorded, not left "running".
+                import traceback
+
+                text = interrupt_reason(exc) if isinstance(exc, KeyboardInterrupt) else exception_text(exc)
+                status = Status.FAILED if isinstance(exc, Exception) else Status.INTERRUPTED
+                with contextlib.suppress(LogDirError):  # the block's own exception is the one to see
+                    self.end_run_as(status, text, "".join(traceback.format_exception(exc)))
+        finally:
+            self.close()
 
     # ------------------------------------------------------------------------------
     # Internals

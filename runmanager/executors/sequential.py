@@ -12,7 +12,7 @@ from typing import Any
 from runmanager.errors import LogDirWriteError
 from runmanager.events import EpochEnded, Status
 from runmanager.executors import Executor, Task
-from runmanager.signals import interrupt_reason
+from runmanager.signals import exception_text, interrupt_reason
 
 __all__ = ["SequentialExecutor", "clear_keras_session", "run_task", "seed_everything"]
 
@@ -41,7 +41,9 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task,
 
     Exceptions from ``train`` are recorded, not raised; KeyboardInterrupt (and SIGTERM
     during a sweep) is recorded as ``interrupted`` and raised again, and so is a failure
-    to write the log_dir.
+    to write the log_dir, and any other exception that is not an ``Exception``
+    (``SystemExit`` from ``sys.exit()`` in ``train``: the user's code quitting, not a run
+    that failed on its own), with its text and traceback.
 
     ``judge`` is asked after every epoch whether the run should stop there (pruning).
 
@@ -69,8 +71,13 @@ def run_task(manager: Any, train: Callable[..., Any], task: Task,
             manager.end_run_as(Status.INTERRUPTED, "the log_dir could not be written")
         raise
     except Exception as exc:  # noqa: BLE001 - one bad run must not kill the sweep
-        manager.end_run_as(Status.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        manager.end_run_as(Status.FAILED, exception_text(exc), traceback.format_exc())
         return Status.FAILED
+    except BaseException as exc:
+        # sys.exit() and the like: the process is asked to stop. The run did not fail by itself,
+        # so it ends interrupted (a resumed sweep runs it again), and the exit goes on.
+        manager.end_run_as(Status.INTERRUPTED, exception_text(exc), traceback.format_exc())
+        raise
     manager.discard_epoch()  # a custom loop that began an epoch and never ended it
     if manager.epoch_count == 0:
         warnings.warn(
