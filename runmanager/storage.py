@@ -532,10 +532,11 @@ def load_for_writing(
     if not journal.exists():
         found = outputs_in(log_dir)
         if found:
+            them = "it" if len(found) == 1 else "them"
             raise LogDirError(
                 f"log_dir {str(log_dir)!r} already holds {', '.join(found)}, which runmanager did not write "
-                f"there (it has no {JOURNAL_NAME}); a sweep would replace {'it' if len(found) == 1 else 'them'}. "
-                "Pass overwrite=True to RunManager() to replace them, or choose another log_dir."
+                f"there (it has no {JOURNAL_NAME}); a sweep would replace {them}. Pass overwrite=True to "
+                f"RunManager() to replace {them}, or choose another log_dir."
             )
         return Results()
     loaded = results_from_journal(journal)

@@ -55,14 +55,17 @@ def _to_numpy(value: Any) -> Any:
 
 
 def _number(value: Any, what: str) -> float:
-    """``value`` as a float, or an error that names ``what`` and the value."""
+    """``value`` as a float, or an error that names ``what`` and the value (text is not a number,
+    even when ``float()`` would read it)."""
     try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
         return float(value)
     except (TypeError, ValueError):
         shown = repr(value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         raise InvalidArgumentTypeError(
-            f"{what} must be a number (a float, an int, or a tensor or array of one element), got {shown}."
+            f"{what} must be a number (a float, an int, or a scalar array or tensor), got {shown}."
         ) from None
 
 

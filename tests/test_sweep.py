@@ -315,3 +315,26 @@ def test_results_in_memory_equal_results_on_disk(tmp_path):
     pd.testing.assert_frame_equal(m.results, load_results(tmp_path))
     pd.testing.assert_frame_equal(m.results, load_results(tmp_path / "results.csv"), check_dtype=False)
     assert isinstance(m.callback(None), keras.callbacks.Callback)
+
+
+def quits_on_units_8(run, callbacks):
+    """The user's train calls sys.exit(3) in its second epoch for units == 8."""
+    def logs(epoch):
+        if run.units == 8 and epoch == 1:
+            raise SystemExit(3)
+        return {"loss": 1.0 / (epoch + 1)}
+
+    training.fit_without_model(callbacks, [logs] * 3)
+
+
+def test_a_train_that_exits_ends_its_run_interrupted_and_the_exit_goes_on(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    with pytest.raises(SystemExit) as raised:
+        m.sweep(quits_on_units_8, {"units": [4, 8, 16]})
+    assert raised.value.code == 3
+    m.close()
+    summary = load_summary(tmp_path)
+    assert summary[["run", "status", "epochs"]].values.tolist() == [[1, "completed", 3], [2, "interrupted", 1]]
+    assert summary["error"][1] == "SystemExit: 3"
+    again = sweep(tmp_path, {"units": [4, 8, 16]}, train=functools.partial(training.train, epochs=1), resume=True)
+    assert again["status"].tolist() == ["completed"] * 3  # the exited run is run again, as an interrupted one is
