@@ -69,6 +69,7 @@ class ProgressSink(Sink):
         self.counts: dict[str, int] = {}
         self.durations: list[float] = []
         self.best: tuple[float, int] | None = None
+        self.line = ""
         self.kept_since_line = False  # runs from before the resume counted after the last line
 
     def _pick_metric(self, metrics: Any) -> None:
