@@ -30,7 +30,7 @@ from typing import Any
 
 from runmanager.errors import LogDirError
 
-__all__ = ["LOCK_NAME", "LogDirLock", "acquire", "read_holder"]
+__all__ = ["LOCK_NAME", "LogDirLock", "acquire", "read_holder", "writer_alive"]
 
 LOCK_NAME = ".runmanager.lock"
 _TAKEOVER_NAME = LOCK_NAME + ".takeover"
@@ -216,6 +216,32 @@ def read_holder(log_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """
     seen = _read(Path(log_dir) / LOCK_NAME)
     return None if seen is None else _parse(seen[0])
+
+
+def writer_alive(log_dir: str | os.PathLike[str]) -> bool:
+    """Whether a process that may be writing ``log_dir`` holds its lock, judged without taking it.
+
+    True for a live process on this host (this one included), for a process on another host
+    (which cannot be checked from here), and for a lock file still being filled by a writer that
+    is just starting; False when there is no lock file, or it names a process that is gone.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     before = writer_alive(d)
+        ...     lock = acquire(d)
+        ...     during = writer_alive(d)
+        ...     lock.release()
+        ...     before, during, writer_alive(d)
+        (False, True, False)
+    """
+    seen = _read(Path(log_dir) / LOCK_NAME)
+    if seen is None:
+        return False
+    holder = _parse(seen[0])
+    if holder is None:
+        return time.time() - seen[1].st_mtime < _EMPTY_GRACE_S
+    return _judge(holder) != "stale"
 
 
 def acquire(log_dir: str | os.PathLike[str], busy: Callable[[], Any] | None = None,

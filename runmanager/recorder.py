@@ -107,6 +107,11 @@ class Recorder:
         self.results.apply(event)
         self.sinks.on_sweep_start(event, search)
 
+    def kept(self, record: RunRecord) -> None:
+        """The resumed sweep keeps ``record``, a run that ended before the resume, instead of
+        running it again (the progress line counts it)."""
+        self.sinks.on_run_kept(record)
+
     def sweep_ended(self, event: SweepEnded) -> None:
         """The sweep ended; the exports are brought up to date."""
         try:

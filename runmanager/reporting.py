@@ -21,11 +21,10 @@ from typing import Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, LogDirError
 from runmanager.events import Status, resolve_mode
+from runmanager.storage import REPORT_NAME
 
 __all__ = ["REPORT_NAME", "build_report", "default_metric", "report", "why_diverged"]
 
-#: The report's file name in the log_dir when no path is given.
-REPORT_NAME = "report.html"
 #: How many best runs (or configurations) the report lists first.
 BEST_ROWS = 5
 #: The metric a report is about when none is given: the first of these the runs logged.
@@ -337,13 +336,7 @@ def report(log_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None 
         print(f"open {path}")
     """
     from runmanager.plotting import require_matplotlib
-    from runmanager.storage import (
-        JOURNAL_NAME,
-        atomic_write,
-        load_results,
-        load_summary,
-        results_from_journal,
-    )
+    from runmanager.storage import JOURNAL_NAME, atomic_write, load_results, load_summary, read_log_dir
 
     require_matplotlib()
     if not isinstance(log_dir, (str, os.PathLike)):
@@ -357,7 +350,7 @@ def report(log_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None 
     tracebacks: dict[int, str] = {}
     reasons: dict[int, str] = {}
     if journal.is_file():
-        results = results_from_journal(journal)
+        results = read_log_dir(source)
         summary, frame = results.summary(), results.frame()
         tracebacks = {n: r.traceback for n, r in results.runs.items() if r.traceback}
         reasons = {n: why for n, r in results.runs.items() if r.status == Status.DIVERGED

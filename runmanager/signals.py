@@ -7,6 +7,9 @@ same path as Ctrl-C: the running runs end ``interrupted`` (their error names the
 signal), workers are stopped and the exports are written. Afterwards the previous
 handler is back; where it was the default one, the process then exits with the
 conventional status 143 (128 + SIGTERM), otherwise the exception is raised again.
+
+Also here: what an interrupted run's error says (:func:`interrupt_reason`,
+:func:`exception_text`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["Terminated", "interrupt_reason", "terminate_like_interrupt"]
+__all__ = ["Terminated", "exception_text", "interrupt_reason", "terminate_like_interrupt"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -45,6 +48,17 @@ def interrupt_reason(exc: BaseException) -> str:
         ('KeyboardInterrupt', 'SIGTERM')
     """
     return str(exc) if isinstance(exc, Terminated) else "KeyboardInterrupt"
+
+
+def exception_text(exc: BaseException) -> str:
+    """A run's error for the exception that ended it: its type, and its message when it has one.
+
+    Examples:
+        >>> exception_text(ValueError("bad input")), exception_text(SystemExit(3)), exception_text(SystemExit())
+        ('ValueError: bad input', 'SystemExit: 3', 'SystemExit')
+    """
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

@@ -278,6 +278,7 @@ class Sweep:
                 number = self._next_number
                 self._next_number += 1
             elif record.status.finished and not (record.status.unsuccessful and self.retry_failed):
+                self.recorder.kept(record)
                 continue
             else:
                 number = record.number

@@ -13,6 +13,7 @@ imported only where it is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections import OrderedDict
@@ -29,11 +30,12 @@ from runmanager.errors import (
     LogDirError,
     LogDirWriteError,
 )
+from runmanager.events import Status
 from runmanager.grid import RESERVED_NAMES
 from runmanager.handle import RunHandle
 from runmanager.naming import params_of, run_id
 from runmanager.recorder import Recorder
-from runmanager.signals import terminate_like_interrupt
+from runmanager.signals import exception_text, interrupt_reason, terminate_like_interrupt
 from runmanager.sinks import Sink, SinkList
 from runmanager.sinks.progress import ProgressSink
 from runmanager.sinks.table import TableSink
@@ -49,6 +51,21 @@ def _to_numpy(value: Any) -> Any:
     if detach is not None:
         value = detach().cpu()
     return np.asarray(value)
+
+
+def _number(value: Any, what: str) -> float:
+    """``value`` as a float, or an error that names ``what`` and the value (text is not a number,
+    even when ``float()`` would read it)."""
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise InvalidArgumentTypeError(
+            f"{what} must be a number (a float, an int, or a scalar array or tensor), got {shown}."
+        ) from None
 
 
 class RunManager:
@@ -328,10 +345,11 @@ class RunManager:
             >>> m.end_epoch(); m.results["loss"].item()
             1.75
         """
-        size = int(batch_size)
-        if size <= 0:
+        size = _number(batch_size, "track_loss(): batch_size")
+        if not (size > 0 and size.is_integer()):
             raise InvalidArgumentError(f"batch_size must be a positive number of samples, got {batch_size!r}.")
-        self._going("track_loss").track("loss", float(loss) * size, size, caller="track_loss")
+        self._going("track_loss").track("loss", _number(loss, "track_loss(): the batch's loss") * size, int(size),
+                                        caller="track_loss")
 
     def track_num_correct(self, preds: Any, labels: Any) -> int:
         """Count a batch's correct predictions into the epoch's ``accuracy``; return the count.
@@ -374,10 +392,10 @@ class RunManager:
         """
         if not isinstance(name, str) or not name:
             raise InvalidArgumentTypeError(f"track() needs a metric name as a non-empty str, got {name!r}.")
-        weight = float(weight)
+        weight = _number(weight, f"track({name!r}): weight")
         if weight <= 0:
             raise InvalidArgumentError(f"track({name!r}): weight must be positive, got {weight!r}.")
-        self._going("track").track(name, float(value) * weight, weight)
+        self._going("track").track(name, _number(value, f"track(): the value of metric {name!r}") * weight, weight)
 
     def end_epoch(self, **extra: Any) -> None:
         """Finish the epoch: compute its metrics and write its row.
@@ -553,6 +571,12 @@ class RunManager:
         if self.current_run is not None:
             raise LifecycleError(
                 f"sweep() was called while run {self.current_run.number} is still going; call end_run() first."
+            )
+        if resume and self.log_dir is None:
+            raise InvalidArgumentError(
+                "resume=True continues the sweep recorded in a log_dir, and this RunManager has none "
+                "(log_dir=None keeps the runs in memory only). Pass a folder, RunManager('runs/sweep1'), "
+                "to keep the runs and resume them later, or drop resume=True."
             )
         self._open(resume=resume, fields=search.fields, allow_grid_change=allow_grid_change)
         if tensorboard:
@@ -734,8 +758,20 @@ class RunManager:
     def __enter__(self) -> RunManager:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            current = self.current_run
+            if exc is not None and current is not None:
+                # The block was left in the middle of a run: its end is recorded, not left "running".
+                import traceback
+
+                text = interrupt_reason(exc) if isinstance(exc, KeyboardInterrupt) else exception_text(exc)
+                status = Status.FAILED if isinstance(exc, Exception) else Status.INTERRUPTED
+                with contextlib.suppress(LogDirError):  # the block's own exception is the one to see
+                    current.finish(status, text, "".join(traceback.format_exception(exc)))
+                    self.end_run()
+        finally:
+            self.close()
 
     # ------------------------------------------------------------------------------
     # Internals

@@ -77,6 +77,14 @@ def test_a_killed_worker_marks_its_run_interrupted_and_is_replaced(tmp_path):
     assert time.monotonic() - start < 120
 
 
+def test_a_worker_whose_train_calls_sys_exit_ends_that_run_interrupted_and_the_sweep_goes_on(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    summary = m.sweep(training.train_sys_exit_on_units_8, {"units": [4, 8, 16]}, executor="processes", workers=2)
+    assert summary["status"].tolist() == ["completed", "interrupted", "completed"]
+    assert summary["error"].tolist()[1] == "SystemExit: 3"  # said by the run itself, not run a second time
+    assert summary["epochs"].tolist() == [3, 1, 3]
+
+
 def test_workers_are_recycled_after_max_runs(tmp_path):
     m = training.WorkerInfoManager(tmp_path, verbose=0)
     m.sweep(training.train, {"units": [2, 3, 4, 5, 6]}, executor="processes", workers=1, max_runs_per_worker=2)

@@ -191,3 +191,44 @@ def test_a_log_dir_removed_under_the_manager_stops_with_a_clear_error(tmp_path):
     with pytest.raises(LogDirWriteError, match=r"Writing .*sweep.* failed: No such file or directory.*resume=True"):
         m.end_run()  # the exports cannot be written into a folder that is gone
     assert m.summary()["status"].tolist() == ["completed"]
+
+
+def shown_run_statuses(out):
+    return [word for line in out.splitlines() for word in line.split()
+            if word in ("running", "interrupted", "completed")]
+
+
+def quick(run, callbacks):
+    training.fit_without_model(callbacks, [{"loss": 0.5}] * run.num_epochs)
+
+
+def test_a_sweep_killed_with_sigkill_shows_its_run_interrupted_once_no_process_writes_the_log_dir(tmp_path, capsys):
+    from runmanager import report
+    from runmanager.cli import main
+    from runmanager.storage import read_journal
+
+    log_dir = tmp_path / "sweep"
+    driver = start_driver(tmp_path, log_dir, "sequential", 2000)
+    training.wait_for_epochs(driver, log_dir, 3)
+    # While the sweep's process lives, its run is running for every reader.
+    assert main(["show", str(log_dir)]) == 0
+    assert shown_run_statuses(capsys.readouterr().out) == ["running"]
+    assert load_summary(log_dir)["status"].tolist() == ["running"]
+    driver.kill()
+    driver.communicate(timeout=60)
+    assert driver.returncode == -signal.SIGKILL and (log_dir / LOCK_NAME).exists()  # the dead writer's lock stays
+    assert main(["show", str(log_dir)]) == 0
+    out = capsys.readouterr().out
+    assert shown_run_statuses(out) == ["interrupted"] and "the process writing thi" in out  # the table cuts it
+    summary = load_summary(log_dir)
+    assert summary["status"].tolist() == ["interrupted"] and summary["epochs"].item() >= 3
+    page = report(log_dir).read_text()
+    assert "the process writing this run ended without finishing it" in page and ">running<" not in page
+    # A new manager resuming with another grid keeps the killed run, ended in the journal itself.
+    m = RunManager(log_dir, verbose=0)
+    summary = m.sweep(quick, {"units": [32], "num_epochs": [2]}, resume=True)
+    m.close()
+    assert summary["status"].tolist() == ["interrupted", "completed"]
+    assert m.summary()["status"].tolist() == ["interrupted", "completed"]
+    ends = [event for event in read_journal(log_dir / "journal.jsonl") if event["type"] == "run_end"]
+    assert [(event["run"], event["status"]) for event in ends] == [(1, "interrupted"), (2, "completed")]

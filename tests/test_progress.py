@@ -93,3 +93,40 @@ def test_in_jupyter_the_progress_is_one_display_updated_and_the_table_stays_boun
     assert len(ids) == 2  # the table and the progress line, each updated in place
     last_table = [m for m in recorder.messages if m["html"]][-1]["html"]
     assert last_table.count("<tr>") == 4 and "the latest 3 of 5 rows" in last_table
+
+
+def grid(scores):
+    return {"score": scores, "pause": [0.0], "fail": [False]}
+
+
+def test_after_a_resume_the_progress_counts_the_runs_from_before_and_names_the_best_of_all(tmp_path, capsys):
+    RunManager(tmp_path, verbose=1).sweep(paced, grid([0.5, 0.6, 0.9]))  # run 3 is the best
+    capsys.readouterr()
+    RunManager(tmp_path, verbose=1).sweep(paced, grid([0.5, 0.6, 0.9, 0.7]), resume=True)  # the grid grew by one
+    out = capsys.readouterr().out
+    lines = progress_lines(out)
+    assert len(lines) == 1
+    assert re.fullmatch(r"progress: 4/4 runs \(4 completed\) \| \d+s elapsed \| best: run 3, val_accuracy 0.9000",
+                        lines[0])
+    assert "sweep finished: 4 completed (3 of them from before the resume); results in" in out
+
+
+def test_runs_from_before_that_come_after_the_last_new_run_reach_the_last_progress_line(tmp_path, capsys):
+    RunManager(tmp_path, verbose=1).sweep(paced, grid([0.5, 0.6]))
+    capsys.readouterr()
+    RunManager(tmp_path, verbose=1).sweep(paced, grid([0.1, 0.5, 0.6]), resume=True)  # the new run comes first
+    out = capsys.readouterr().out
+    lines = [line.split(" | ")[0] for line in progress_lines(out)]
+    assert lines == ["progress: 1/3 runs (1 completed)", "progress: 3/3 runs (3 completed)"]
+    assert progress_lines(out)[-1].endswith("best: run 2, val_accuracy 0.6000")
+    assert "sweep finished: 3 completed (2 of them from before the resume)" in out
+
+
+def test_a_resume_with_nothing_left_to_run_says_all_runs_are_from_before(tmp_path, capsys):
+    RunManager(tmp_path, verbose=1).sweep(paced, RunBuilder([grid([0.5]), {**grid([0.8]), "fail": [True]}]))
+    capsys.readouterr()
+    RunManager(tmp_path, verbose=1).sweep(paced, RunBuilder([grid([0.5]), {**grid([0.8]), "fail": [True]}]),
+                                          resume=True)
+    out = capsys.readouterr().out
+    assert progress_lines(out) == []
+    assert "sweep finished: 1 completed, 1 failed (all of them from before the resume)" in out

@@ -183,3 +183,117 @@ def test_an_event_with_missing_fields_is_a_journal_error(tmp_path):
     (tmp_path / "journal.jsonl").write_text('{"type":"run_start","run":1}\n')
     with pytest.raises(JournalError, match=r"is not a valid 'run_start' event"):
         load_results(tmp_path)
+
+
+def mine(folder, name):
+    """A file (or a file inside a folder, for a name ending in /) the user made, not runmanager."""
+    path = folder / name.rstrip("/")
+    if name.endswith("/"):
+        path.mkdir()
+        path = path / "mine.txt"
+    path.write_text("the user's own\n")
+    return path
+
+
+@pytest.mark.parametrize("names", [["results.csv", "summary.json"], ["report.html"], ["tensorboard/"],
+                                   ["checkpoints/"], ["results.json", "summary.csv", "tensorboard/"]])
+def test_a_folder_with_the_users_own_result_files_is_refused_and_left_as_it_was(tmp_path, names):
+    made = [mine(tmp_path, name) for name in names]
+    shown = ", ".join(names)
+    with pytest.raises(LogDirError, match=rf"already holds {shown}, which runmanager did not write there "
+                                          r".*Pass overwrite=True to RunManager\(\) to replace (it|them), or choose "
+                                          r"another log_dir"):
+        manual_sweep(tmp_path)
+    with pytest.raises(LogDirError, match="already holds"):
+        RunManager(tmp_path, verbose=0).sweep(lambda run, callbacks: None, {"units": [4]})
+    assert all(path.read_text() == "the user's own\n" for path in made)
+    assert not (tmp_path / "journal.jsonl").exists()
+
+
+def test_an_empty_tensorboard_folder_or_other_files_do_not_stop_a_sweep(tmp_path):
+    (tmp_path / "tensorboard").mkdir()
+    notes = mine(tmp_path, "notes.txt")
+    manual_sweep(tmp_path)
+    assert load_summary(tmp_path)["status"].tolist() == ["completed", "completed"]
+    assert notes.read_text() == "the user's own\n"
+
+
+def test_overwrite_replaces_the_users_result_files_but_nothing_else(tmp_path):
+    for name in ("results.csv", "summary.json", "report.html", "tensorboard/", "checkpoints/", "notes.txt"):
+        mine(tmp_path, name)
+    m = RunManager(tmp_path, verbose=0, overwrite=True)
+    m.begin_run({"units": 4})
+    m.end_run()
+    m.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "journal.jsonl", "notes.txt", "results.csv", "results.json", "summary.csv", "summary.json"]
+    assert load_results(tmp_path / "results.csv").empty and load_summary(tmp_path / "summary.json")["units"].tolist() == [4]
+
+
+def test_overwrite_also_removes_the_old_sweeps_report(tmp_path):
+    manual_sweep(tmp_path)
+    (tmp_path / "report.html").write_text("<html>the old sweep</html>")
+    replacing = RunManager(tmp_path, verbose=0, overwrite=True)
+    replacing.begin_run({"units": 16})
+    replacing.end_run()
+    replacing.close()
+    assert not (tmp_path / "report.html").exists()
+    assert load_summary(tmp_path)["units"].tolist() == [16]
+
+
+def test_a_sweeps_own_report_beside_its_journal_does_not_stop_a_resume(tmp_path):
+    manual_sweep(tmp_path, runs=({"units": 4},))
+    (tmp_path / "report.html").write_text("<html>written by runmanager report</html>")
+    summary = RunManager(tmp_path, verbose=0).sweep(lambda run, callbacks: None, {"units": [4]}, resume=True)
+    assert summary["status"].tolist() == ["completed"]  # kept from before: nothing ran again
+    assert (tmp_path / "report.html").exists()
+
+
+def damage(journal, line_index, raw=b"\xff\xfe\x00 disk error \x80"):
+    lines = journal.read_bytes().split(b"\n")
+    lines[line_index] = raw
+    journal.write_bytes(b"\n".join(lines))
+
+
+def test_a_journal_line_that_is_not_utf8_is_a_journal_error_for_every_reader(tmp_path, capsys):
+    from runmanager.cli import main
+
+    manual_sweep(tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    damage(journal, 2)
+    with pytest.raises(JournalError, match=rf"{journal}: line 3 is not UTF-8 text .*Restore it from a backup"):
+        load_summary(tmp_path)
+    assert main(["show", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("runmanager: error: ") and "line 3 is not UTF-8 text" in err and len(err.splitlines()) == 1
+    with pytest.raises(JournalError, match="line 3 is not UTF-8 text"):
+        RunManager(tmp_path, verbose=0).sweep(lambda run, callbacks: None, {"units": [4, 8]}, resume=True)
+
+
+def test_a_torn_last_line_with_bytes_that_are_not_utf8_is_skipped_with_a_warning(tmp_path):
+    m = manual_sweep(tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    with open(journal, "ab") as handle:
+        handle.write(b'{"type":"epoch","run":2,\xc3')  # died in the middle of a two-byte character
+    with pytest.warns(RuntimeWarning, match="skipped a torn last line"):
+        pd.testing.assert_frame_equal(load_results(tmp_path), m.results)
+
+
+def test_load_summary_of_a_results_file_says_to_pass_the_log_dir(tmp_path):
+    manual_sweep(tmp_path)
+    for suffix in (".csv", ".json"):
+        with pytest.raises(LogDirError, match=rf"results{suffix}' holds results \(one row per epoch\), not summary "
+                                              r"\(one row per run\); read it with load_results\(\), or pass its "
+                                              r"log_dir"):
+            load_summary(tmp_path / f"results{suffix}")
+        with pytest.raises(LogDirError, match=r"holds summary \(one row per run\), not results"):
+            load_results(tmp_path / f"summary{suffix}")
+    assert load_summary(tmp_path / "summary.csv")["run"].tolist() == [1, 2]
+
+
+def test_an_empty_log_dir_string_is_refused_instead_of_writing_into_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LogDirError, match=r"log_dir '' is an empty path.*Pass None to keep everything in memory, "
+                                          r"or a folder name"):
+        RunManager("", verbose=0)
+    assert list(tmp_path.iterdir()) == []

@@ -203,7 +203,8 @@ def test_resume_reruns_an_unfinished_run_from_its_start_without_duplicate_epochs
     m.track_loss(9.0, 1)
     m.end_epoch()
     m.close()
-    assert load_summary(tmp_path)["status"].tolist() == ["completed", "running"]
+    # No process writes the log_dir any more: the run that was going is shown interrupted.
+    assert load_summary(tmp_path)["status"].tolist() == ["completed", "interrupted"]
     recorder = Recorder()
     summary = sweep(tmp_path, train=recorder, resume=True)
     assert [tuple(r) for r in recorder.runs] == [(4, 0.1), (8, 0.05), (8, 0.1)]
@@ -341,3 +342,26 @@ def test_a_param_that_keras_also_logs_as_a_metric_stops_the_sweep_at_its_first_r
     assert len(recorder.runs) == 1
     summary = load_summary(tmp_path)
     assert summary["status"].tolist() == ["failed"] and summary["error"][0].startswith("ColumnClashError: Metric")
+
+
+def quits_on_units_8(run, callbacks):
+    """The user's train calls sys.exit(3) in its second epoch for units == 8."""
+    def logs(epoch):
+        if run.units == 8 and epoch == 1:
+            raise SystemExit(3)
+        return {"loss": 1.0 / (epoch + 1)}
+
+    training.fit_without_model(callbacks, [logs] * 3)
+
+
+def test_a_train_that_exits_ends_its_run_interrupted_and_the_exit_goes_on(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    with pytest.raises(SystemExit) as raised:
+        m.sweep(quits_on_units_8, {"units": [4, 8, 16]})
+    assert raised.value.code == 3
+    m.close()
+    summary = load_summary(tmp_path)
+    assert summary[["run", "status", "epochs"]].values.tolist() == [[1, "completed", 3], [2, "interrupted", 1]]
+    assert summary["error"][1] == "SystemExit: 3"
+    again = sweep(tmp_path, {"units": [4, 8, 16]}, train=functools.partial(training.train, epochs=1), resume=True)
+    assert again["status"].tolist() == ["completed"] * 3  # the exited run is run again, as an interrupted one is

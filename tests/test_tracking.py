@@ -19,7 +19,9 @@ from runmanager import (
     RunManager,
     RunManagerError,
     load_results,
+    load_summary,
 )
+from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError
 from runmanager.storage import results_from_journal
 
 PARAMS = {"units": [4, 8], "learning_rate": [0.05]}
@@ -344,3 +346,67 @@ def test_every_run_records_its_keras_backend_and_versions(tmp_path):
     assert results_from_journal(tmp_path / "journal.jsonl").runs[1].backend == expected
     journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
     assert next(e for e in journal if e["type"] == "run_start")["backend"] == expected
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda m: m.track("x", "abc"), r"track\(\): the value of metric 'x' must be a number .*got 'abc'"),
+        (lambda m: m.track("x", [1.0, 2.0]), r"metric 'x' must be a number .*got \[1.0, 2.0\]"),
+        (lambda m: m.track("x", 1.0, weight="heavy"), r"track\('x'\): weight must be a number .*got 'heavy'"),
+        (lambda m: m.track_loss("low", 32), r"track_loss\(\): the batch's loss must be a number .*got 'low'"),
+        (lambda m: m.track_loss(0.5, "32"), r"batch_size must be a number .*got '32'"),
+    ],
+)
+def test_a_value_that_is_not_a_number_is_a_type_error_naming_the_metric_and_value(call, match):
+    m = RunManager(verbose=0)
+    m.begin_run({"units": 4})
+    m.begin_epoch()
+    with pytest.raises(InvalidArgumentTypeError, match=match):
+        call(m)
+    m.track("x", np.float32(2.0))  # NumPy scalars and scalar tensors are numbers
+    m.track("x", keras.ops.convert_to_tensor(4.0))
+    m.end_epoch()
+    assert m.results["x"].item() == 3.0
+
+
+def test_a_batch_size_that_is_not_a_whole_number_of_samples_is_refused():
+    m = RunManager(verbose=0)
+    m.begin_run({"units": 4})
+    m.begin_epoch()
+    with pytest.raises(InvalidArgumentError, match=r"batch_size must be a positive number of samples, got 2.5"):
+        m.track_loss(0.5, 2.5)
+
+
+def test_a_fit_that_exits_inside_a_with_block_ends_its_run_interrupted(tmp_path):
+    x, y = data()
+
+    class Quit(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise SystemExit(3)  # the user's code calls sys.exit(3) during training
+
+    with pytest.raises(SystemExit):
+        with RunManager(tmp_path, verbose=0) as m:
+            build_model(4).fit(x, y, epochs=5, callbacks=[m.callback({"units": 4}), Quit()], verbose=0)
+    summary = load_summary(tmp_path)
+    assert summary[["status", "epochs", "error"]].values.tolist() == [["interrupted", 2, "SystemExit: 3"]]
+    journal = [json.loads(line) for line in (tmp_path / "journal.jsonl").read_text().splitlines()]
+    assert journal[-1]["type"] == "run_end" and "raise SystemExit(3)" in journal[-1]["traceback"]
+
+
+def test_an_exception_leaving_a_with_block_mid_run_ends_the_run_failed_with_it(tmp_path):
+    with pytest.raises(ValueError, match="bad batch"):
+        with RunManager(tmp_path, verbose=0) as m:
+            m.begin_run({"units": 4})
+            m.begin_epoch()
+            raise ValueError("bad batch")
+    assert load_summary(tmp_path)[["status", "error"]].values.tolist() == [["failed", "ValueError: bad batch"]]
+
+
+def test_resume_without_a_log_dir_is_refused_before_any_run():
+    calls = []
+    with pytest.raises(InvalidArgumentError, match=r"resume=True continues the sweep recorded in a log_dir, and "
+                                                   r"this RunManager has none .*or drop resume=True"):
+        RunManager(verbose=0).sweep(lambda run, callbacks: calls.append(run), {"units": [4]}, resume=True)
+    assert calls == []

@@ -130,6 +130,22 @@ def train_exit_on_units_8(run, callbacks):
     model.fit(x, y, epochs=3, batch_size=32, callbacks=[*callbacks, Die()], verbose=0)
 
 
+def train_sys_exit_on_units_8(run, callbacks):
+    """The user's code calls sys.exit(3) during epoch 2 of the run with units == 8."""
+    import sys
+
+    import keras
+
+    class Quit(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if run.units == 8 and epoch == 1:
+                sys.exit(3)
+
+    x, y = data()
+    model = build_model(run.units)
+    model.fit(x, y, epochs=3, batch_size=32, callbacks=[*callbacks, Quit()], verbose=0)
+
+
 class WorkerInfoManager(RunManager):
     """A RunManager subclass recording which process ran the epoch, and what it was allowed to use."""
 

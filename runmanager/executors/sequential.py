@@ -13,7 +13,7 @@ from runmanager.errors import CheckpointError, LogDirWriteError
 from runmanager.events import Status
 from runmanager.executors import Executor, SweepContext, Task
 from runmanager.handle import RunHandle
-from runmanager.signals import interrupt_reason
+from runmanager.signals import exception_text, interrupt_reason
 
 __all__ = ["SequentialExecutor", "clear_keras_session", "run_task", "seed_everything"]
 
@@ -50,7 +50,6 @@ def _restored(context: SweepContext, task: Task, resumes: bool) -> tuple[Checkpo
         return Checkpoint(), 0.0, note
     return Checkpoint(point.epoch, model), point.elapsed, None
 
-
 def run_task(context: SweepContext, task: Task, manager: Any = None) -> Status:
     """Run ``context.train`` for one task under ``manager`` (default: the sweep's, in this
     process); return the run's status.
@@ -58,7 +57,10 @@ def run_task(context: SweepContext, task: Task, manager: Any = None) -> Status:
     The run goes on from ``task.resume`` when ``train`` takes a third parameter (the
     checkpoint), and saves the checkpoints the sweep asks for. Exceptions from ``train`` are
     recorded, not raised; KeyboardInterrupt (and SIGTERM during a sweep) is recorded as
-    ``interrupted`` and raised again, and so is a failure to write the log_dir.
+    ``interrupted`` and raised again, and so is a failure to write the log_dir, and any
+    other exception that is not an ``Exception`` (``SystemExit`` from ``sys.exit()`` in
+    ``train``: the user's code quitting, not a run that failed on its own), with its text
+    and traceback.
 
     Examples:
         status = run_task(context, Task(1, run, seed=0))
@@ -98,9 +100,15 @@ def run_task(context: SweepContext, task: Task, manager: Any = None) -> Status:
             manager.end_run()
         raise
     except Exception as exc:  # noqa: BLE001 - one bad run must not kill the sweep
-        handle.finish(Status.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        handle.finish(Status.FAILED, exception_text(exc), traceback.format_exc())
         manager.end_run()
         return Status.FAILED
+    except BaseException as exc:
+        # sys.exit() and the like: the process is asked to stop. The run did not fail by itself,
+        # so it ends interrupted (a resumed sweep runs it again), and the exit goes on.
+        handle.finish(Status.INTERRUPTED, exception_text(exc), traceback.format_exc())
+        manager.end_run()
+        raise
     handle.discard_epoch()  # a custom loop that began an epoch and never ended it
     if handle.epochs == restored.epoch:
         warnings.warn(

@@ -66,6 +66,10 @@ class Sink:
     def on_run_note(self, event: RunNote, record: RunRecord) -> None:
         """Something worth knowing about a run that is not a row (a checkpoint that could not be read)."""
 
+    def on_run_kept(self, record: RunRecord) -> None:
+        """A resumed sweep keeps this run of its search, which ended before the resume: it is not
+        run again, and it counts among the sweep's runs (progress, the best run so far)."""
+
     def on_sweep_end(self, event: SweepEnded) -> None:
         """A sweep ended: finished, interrupted or stopped."""
 
@@ -123,6 +127,10 @@ class SinkList(Sink):
     def on_sweep_start(self, event: SweepStarted, search: Any) -> None:
         for sink in self._sinks:
             sink.on_sweep_start(event, search)
+
+    def on_run_kept(self, record: RunRecord) -> None:
+        for sink in self._sinks:
+            sink.on_run_kept(record)
 
     def _every(self, hook: str, *args: Any) -> None:
         """Call ``hook`` on every sink, even when one fails (an end must reach them all), then

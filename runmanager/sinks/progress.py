@@ -9,6 +9,9 @@ sweep's metric (its search's or pruner's when it has one), else by the first of
 ``val_accuracy``, ``val_loss``, ``accuracy``, ``loss`` that the runs log. Lines are
 appended, never redrawn, so a log file of the output reads the same as the terminal;
 in Jupyter the line is one display updated in place.
+
+A resumed sweep counts the runs of its search that ended before the resume as they are
+skipped: they are among the runs done and the best run, not in the ETA's run times.
 """
 
 from __future__ import annotations
@@ -66,24 +69,45 @@ class ProgressSink(Sink):
         self.counts: dict[str, int] = {}
         self.durations: list[float] = []
         self.best: tuple[float, int] | None = None
+        self.line = ""
+        self.kept_since_line = False  # runs from before the resume counted after the last line
 
-    def on_epoch_end(self, event: EpochEnded, record: RunRecord) -> None:
-        if self.active and self.metric is None:
-            self.metric = next((name for name in _PREFERRED if name in event.metrics), None)
+    def _pick_metric(self, metrics: Any) -> None:
+        if self.metric is None:
+            self.metric = next((name for name in _PREFERRED if name in metrics), None)
             if self.metric is not None:
                 self.mode = default_mode(self.metric)
+
+    def on_epoch_end(self, event: EpochEnded, record: RunRecord) -> None:
+        if self.active:
+            self._pick_metric(event.metrics)
+
+    def _count(self, record: RunRecord) -> None:
+        self.counts[record.status.value] = self.counts.get(record.status.value, 0) + 1
+        if record.status == Status.COMPLETED and self.metric is not None:
+            value = record.final(self.metric)
+            if value is not None and math.isfinite(value) and (
+                    self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])):
+                self.best = (value, record.number)
+
+    def on_run_kept(self, record: RunRecord) -> None:
+        if not self.active:
+            return
+        if record.epochs:
+            self._pick_metric(record.epochs[-1].metrics)
+        self._count(record)
+        self.kept_since_line = True
 
     def on_run_end(self, event: RunEnded, record: RunRecord) -> None:
         if not self.active:
             return
-        self.counts[event.status.value] = self.counts.get(event.status.value, 0) + 1
+        self._count(record)
         self.durations.append(event.run_duration)
-        if event.status == Status.COMPLETED and self.metric is not None:
-            value = record.final(self.metric)
-            if value is not None and math.isfinite(value) and (
-                    self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])):
-                self.best = (value, event.run)
+        self._show()
+
+    def _show(self) -> None:
         self.line = self.render()
+        self.kept_since_line = False
         self.table.status(self.line)
 
     def render(self) -> str:
@@ -100,4 +124,6 @@ class ProgressSink(Sink):
         return line
 
     def on_sweep_end(self, event: Any) -> None:
+        if self.active and self.line and self.kept_since_line:
+            self._show()  # runs from before the resume came after the last run of this sweep
         self.active = False

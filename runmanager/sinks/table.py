@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runmanager.display import LiveTable
-from runmanager.events import EpochEnded, RunEnded, Status, SweepEnded
+from runmanager.events import EpochEnded, RunEnded, Status, SweepEnded, SweepStarted
 from runmanager.results import Results
 from runmanager.sinks import Sink
 
@@ -29,6 +29,13 @@ class TableSink(Sink):
         self.table = table if table is not None else LiveTable()
         self.log_dir = log_dir
         self.per_run = per_run
+        self.kept: dict[str, int] = {}  # runs of a resumed sweep that ended before it, by status
+
+    def on_sweep_start(self, event: SweepStarted, search: Any) -> None:
+        self.kept = {}
+
+    def on_run_kept(self, record: RunRecord) -> None:
+        self.kept[record.status.value] = self.kept.get(record.status.value, 0) + 1
 
     def on_epoch_end(self, event: EpochEnded, record: RunRecord) -> None:
         if not self.per_run:
@@ -46,7 +53,14 @@ class TableSink(Sink):
         self.table.note(text)
 
     def on_sweep_end(self, event: SweepEnded) -> None:
-        done = ", ".join(f"{n} {status}" for status, n in event.counts.items()) or "nothing to run"
+        counts = dict(event.counts)
+        for status, n in self.kept.items():
+            counts[status] = counts.get(status, 0) + n
+        done = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to run"
+        kept = sum(self.kept.values())
+        if kept:
+            done += f" ({'all' if kept == sum(counts.values()) else kept} of them from before the resume)"
         where = f"; results in {os.fspath(self.log_dir)}" if self.log_dir is not None else ""
         how = "stopped by its time budget" if event.reason == "timeout" else event.reason
         self.table.note(f"sweep {how}: {done}{where}")
+        self.kept = {}
