@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import stat
@@ -92,18 +93,25 @@ def test_sigterm_to_the_driver_of_worker_processes_stops_them_and_records_their_
     assert_exports_match_the_journal(log_dir)
 
 
-def test_sigterm_to_one_worker_ends_its_run_interrupted_and_the_sweep_goes_on(tmp_path):
+def test_sigterm_to_one_worker_ends_its_attempt_interrupted_and_the_run_is_retried_on_another(tmp_path):
+    """A scheduler's preemption: the worker's run ends interrupted, then runs again elsewhere."""
     log_dir = tmp_path / "sweep"
     driver = start_driver(tmp_path, log_dir, "processes", 60)
     training.wait_for_epochs(driver, log_dir, 2)
     latest = load_results(log_dir).iloc[-1]  # each row says which worker process ran it
-    victim_run = int(latest["run"])
-    psutil.Process(int(latest["pid"])).send_signal(signal.SIGTERM)
+    victim_run, victim_pid = int(latest["run"]), int(latest["pid"])
+    psutil.Process(victim_pid).send_signal(signal.SIGTERM)
     out, err = driver.communicate(timeout=180)
     assert driver.returncode == 0, err[-3000:]
-    summary = load_summary(log_dir).set_index("run")
-    assert summary.loc[victim_run, "status"] == "interrupted" and summary.loc[victim_run, "error"] == "SIGTERM"
-    assert (summary.drop(index=victim_run)["status"] == "completed").all() and len(summary) == 3
+    ended = [(e["run"], e["status"], e["error"]) for e in map(json.loads, (log_dir / "journal.jsonl").open())
+             if e["type"] == "run_end"]
+    assert (victim_run, "interrupted", "SIGTERM") in ended
+    assert f"run {victim_run}: its worker was stopped (SIGTERM); running it again (retry 1 of 1)" in out, out
+    summary = load_summary(log_dir)
+    assert summary["status"].tolist() == ["completed"] * 3
+    results = load_results(log_dir)
+    assert not results.duplicated(["run", "epoch"]).any()
+    assert victim_pid not in set(results.loc[results["run"] == victim_run, "pid"])  # all of it ran elsewhere
 
 
 @pytest.fixture

@@ -146,11 +146,12 @@ def _workers(count: int) -> str:
 class PoolExecutor(Executor):
     """Runs tasks on a pool of long-lived workers, one task per worker at a time.
 
-    A run whose worker died (a crash, a kill, a node of the cluster gone) is run again from
-    its start, on the next free worker, up to ``max_retries`` times (set by the sweep); then
-    it is recorded ``interrupted`` with the reason. Its new start replaces the epochs of the
-    attempt that died. Where the pool has no room for a new worker, the sweep goes on with
-    fewer.
+    A run whose worker died (a crash, a kill, a node of the cluster gone) or was stopped by
+    SIGTERM (a scheduler's preemption) is run again on the next free worker, from its last
+    checkpoint where checkpoints are on, else from its start, up to ``max_retries`` times (set
+    by the sweep); then it is recorded ``interrupted`` with the reason. Its new start supersedes
+    the epochs of the attempt that died after that checkpoint. Where the pool has no room for a
+    new worker, the sweep goes on with fewer.
 
     Subclasses make the pool in :meth:`make_pool`.
     """
@@ -224,25 +225,24 @@ class PoolExecutor(Executor):
             return None
         if kind == "broken":
             raise self._cannot_start(payload)
+        recorder = self.context.recorder
         if kind == "done":
             slot.runs_done += 1
             status = Status(payload[1])
+            if task is not None and self._preempted(task) and self._retry(task, slot, "its worker was stopped (SIGTERM)"):
+                slot.task = None
+                return None
         else:  # died
             self._replace(slot, payload)
             if task is None:
                 return None
             slot.task = None
-            recorder = self.context.recorder
             record = recorder.run(task.number) if slot.started else None
             if record is not None and record.status != Status.RUNNING:
                 status = record.status  # it died after reporting the end of its run
-            elif self._attempts.get(task.number, 0) < self.context.max_retries:
-                self._attempts[task.number] = self._attempts.get(task.number, 0) + 1
-                resume = self.context.resume_point(task.number) if slot.started else task.resume
-                where = f" from its checkpoint after epoch {resume.epoch}" if resume is not None else ""
-                recorder.note(f"run {task.number}: {payload}; running it again{where} "
-                              f"(retry {self._attempts[task.number]} of {self.context.max_retries})")
-                self._retries.append(dataclasses.replace(task, resume=resume))
+                if self._preempted(task) and self._retry(task, slot, "its worker was stopped (SIGTERM)"):
+                    return None
+            elif self._retry(task, slot, payload):
                 return None
             else:
                 status = Status.INTERRUPTED
@@ -251,6 +251,27 @@ class PoolExecutor(Executor):
             return None
         slot.task = None
         return task, status
+
+    def _preempted(self, task: Task) -> bool:
+        """Whether ``task``'s run ended interrupted by a SIGTERM to its worker (a scheduler's
+        preemption or walltime), which a retry may finish elsewhere; a train that called
+        ``sys.exit()`` is not retried."""
+        record = self.context.recorder.run(task.number)
+        return record is not None and record.status == Status.INTERRUPTED and record.error == "SIGTERM"
+
+    def _retry(self, task: Task, slot: Slot, reason: str) -> bool:
+        """Queue ``task`` to run again on the next free worker, from its last checkpoint where it has
+        one, while it has retries left; False when it has none."""
+        attempts = self._attempts.get(task.number, 0)
+        if attempts >= self.context.max_retries:
+            return False
+        self._attempts[task.number] = attempts + 1
+        resume = self.context.resume_point(task.number) if slot.started else task.resume
+        where = f" from its checkpoint after epoch {resume.epoch}" if resume is not None else ""
+        self.context.recorder.note(f"run {task.number}: {reason}; running it again{where} "
+                                   f"(retry {attempts + 1} of {self.context.max_retries})")
+        self._retries.append(dataclasses.replace(task, resume=resume))
+        return True
 
     def _cannot_start(self, error: str) -> SweepError:
         """A worker could not start: record the runs given out ``interrupted`` (none of them ran),
