@@ -4,9 +4,10 @@ which run leads.
     progress: 12/40 runs (10 completed, 1 failed, 1 pruned) | 1m32s elapsed, ETA 3m10s | best: run 7, val_accuracy 0.9431
 
 The ETA is the mean time of the runs so far times the runs left, divided among the
-workers; there is none while the total is unknown. The best run is judged by the
-sweep's metric (its search's or pruner's when it has one), else by the first of
-``val_accuracy``, ``val_loss``, ``accuracy``, ``loss`` that the runs log. Lines are
+workers; there is none while the total is unknown. The best run is the one with the best
+value at its best epoch of the sweep's metric (``sweep(metric=...)``, else its search's or
+pruner's when it has one, else the first of ``val_accuracy``, ``val_loss``, ``accuracy``,
+``loss`` that the runs log), as checkpoints and ``best_model()`` judge runs. Lines are
 appended, never redrawn, so a log file of the output reads the same as the terminal;
 in Jupyter the line is one display updated in place.
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runmanager.display import LiveTable
 from runmanager.events import EpochEnded, RunEnded, Status, SweepStarted, default_mode
+from runmanager.results import best_epoch
 from runmanager.sinks import Sink
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ class ProgressSink(Sink):
         self.total = event.total
         self.workers = max(1, event.workers)
         self.metric = event.metric
-        self.mode = default_mode(event.metric) if event.metric else "max"
+        self.mode = event.mode or (default_mode(event.metric) if event.metric else "max")
         self.counts: dict[str, int] = {}
         self.durations: list[float] = []
         self.best: tuple[float, int] | None = None
@@ -85,7 +87,8 @@ class ProgressSink(Sink):
     def _count(self, record: RunRecord) -> None:
         self.counts[record.status.value] = self.counts.get(record.status.value, 0) + 1
         if record.status == Status.COMPLETED and self.metric is not None:
-            value = record.final(self.metric)
+            position = best_epoch(record, self.metric, self.mode)  # runs are ranked by their best epoch
+            value = None if position is None else record.epochs[position].metrics[self.metric]
             if value is not None and math.isfinite(value) and (
                     self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])):
                 self.best = (value, record.number)
