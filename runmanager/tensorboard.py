@@ -39,7 +39,7 @@ from types import SimpleNamespace
 from typing import IO, Any
 
 from runmanager.errors import InvalidArgumentError, LogDirError, RunManagerError, missing_extra
-from runmanager.events import EpochEnded, RunEnded, RunStarted, Status, SweepStarted
+from runmanager.events import CheckpointSaved, EpochEnded, RunEnded, RunStarted, Status, SweepStarted
 from runmanager.naming import jsonable, safe_name
 from runmanager.sinks import Sink
 from runmanager.storage import TENSORBOARD_DIR
@@ -402,6 +402,27 @@ class TensorBoardWriter(Sink):
 
     def on_run_start(self, event: RunStarted, record: Any) -> None:
         self._start_run(record, event.time)
+        # A run resumed from a checkpoint keeps its epochs up to it (the fold dropped the later
+        # ones of the attempt that died): its folder starts clean and gets them again.
+        for epoch in record.epochs:
+            self._write_epoch(record, epoch)
+
+    def on_checkpoint(self, event: Any, record: Any) -> None:
+        """Say in the run's TensorBoard text which model it keeps (the Text tab)."""
+        if not isinstance(event, CheckpointSaved) or (event.kind == "last" and "best" in record.checkpoints):
+            return  # a deletion, or the last model of a run that keeps its best
+        tb = _tb()
+        from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+
+        text = f"kept model: {event.file} (epoch {event.epoch}, {event.kind})"
+        metadata = tb.summary_pb2.SummaryMetadata(
+            plugin_data=tb.summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
+        tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[text.encode()],
+                                        tensor_shape=tensor_shape_pb2.TensorShapeProto())
+        files = self._files(record)
+        files.session.add(tb.summary_pb2.Summary(value=[tb.summary_pb2.Summary.Value(
+            tag="checkpoint", metadata=metadata, tensor=tensor)]), step=event.epoch)
+        files.session.flush()
 
     def on_epoch_end(self, event: EpochEnded, record: Any) -> None:
         self._write_epoch(record, event)

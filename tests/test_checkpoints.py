@@ -273,3 +273,42 @@ def test_best_model_prints_its_path_from_the_command_line(tmp_path, weights, cap
 
 def test_a_fresh_run_gets_an_empty_checkpoint():
     assert Checkpoint() == Checkpoint(0, None)
+
+
+def test_tensorboard_says_which_model_a_run_keeps_and_a_resumed_run_has_each_epoch_once(tmp_path, weights):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    from runmanager.naming import safe_name
+
+    def board(folder):
+        accumulator = EventAccumulator(str(folder))
+        accumulator.Reload()
+        return accumulator
+
+    log_dir = tmp_path / "runs"
+    RunManager(log_dir, verbose=0, tensorboard=True).sweep(training.train_peaking, {"units": [8]}, checkpoint=True,
+                                                           metric="score", mode="max")
+    folder = log_dir / "tensorboard" / safe_name(1, {"units": 8})
+    texts = [(event.step, make_ndarray(event.tensor_proto).item().decode())
+             for event in board(folder).Tensors("checkpoint")]
+    assert texts[-1] == (2, "kept model: checkpoints/0001/best.keras (epoch 2, best)")
+
+    # A run resumed by hand after epoch 3: TensorBoard shows epochs 1 to 5, each once.
+    resumed = tmp_path / "resumed"
+    x, y = training.data()
+    for first, last in ((0, 3), (3, 5)):
+        m = RunManager(resumed, verbose=0, tensorboard=True)
+        model, done = m.restore({"units": 8})
+        assert done == first
+        model = model or training.build_model(8)
+        m.begin_run({"units": 8}, model)
+        for _ in range(first, last):
+            m.begin_epoch()
+            m.record_logs({k: v[-1] for k, v in model.fit(x, y, epochs=1, verbose=0).history.items()})
+            m.end_epoch()
+            m.save_checkpoint()
+        m.close()
+    steps = [event.step for event in board(resumed / "tensorboard" / safe_name(1, {"units": 8}) / "train")
+             .Scalars("loss")]
+    assert sorted(steps) == [1, 2, 3, 4, 5]
