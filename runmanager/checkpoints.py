@@ -47,6 +47,7 @@ __all__ = [
     "ResumePoint",
     "CheckpointWriter",
     "check_checkpoint_arguments",
+    "check_param_names",
     "checkpoint_file",
     "load_model",
     "model_to_bytes",
@@ -149,6 +150,26 @@ def takes_checkpoint(train: Any) -> bool | None:
     if any(p.kind == p.VAR_POSITIONAL for p in parameters):
         return None
     return False
+
+
+#: The summary's columns of a sweep with checkpoints, which its params must leave free.
+SUMMARY_COLUMNS = ("checkpoint", "checkpoint_epoch")
+
+
+def check_param_names(names: Any) -> None:
+    """Refuse params named as the checkpoint columns of the summary, when checkpoints are kept.
+
+    Raises:
+        ColumnClashError: a param is named ``checkpoint`` or ``checkpoint_epoch``.
+    """
+    from runmanager.errors import ColumnClashError
+
+    for name in names:
+        if name in SUMMARY_COLUMNS:
+            raise ColumnClashError(
+                f"Parameter {name!r} has the name of a column of the summary of a sweep with checkpoints "
+                f"(which model each run keeps); rename it, e.g. to {name + '_name'!r}."
+            )
 
 
 def checkpoint_file(number: int, kind: str) -> str:

@@ -553,7 +553,7 @@ class RunManager:
                 model.fit(x, y, epochs=3, callbacks=callbacks, verbose=0)
             m.sweep(train, {"units": [16, 32]}, seed=0)
         """
-        from runmanager.checkpoints import CheckpointSettings, check_checkpoint_arguments
+        from runmanager.checkpoints import CheckpointSettings, check_checkpoint_arguments, check_param_names
         from runmanager.executors import Executor
         from runmanager.repeats import Repeated, check_repeats
         from runmanager.search import as_search
@@ -568,6 +568,8 @@ class RunManager:
         if repeats > 1:
             search = Repeated(search, repeats)
         metric, mode = sweep_metric(metric, mode, search, pruner)
+        if kept is not None:
+            check_param_names(search.fields)
         if self.current_run is not None:
             raise LifecycleError(
                 f"sweep() was called while run {self.current_run.number} is still going; call end_run() first."
@@ -634,6 +636,9 @@ class RunManager:
                                  "save after an epoch has ended.")
         if model is None and handle.model is None:
             raise LifecycleError("save_checkpoint() needs the model: pass it, or give it to begin_run(run, model).")
+        from runmanager.checkpoints import check_param_names
+
+        check_param_names(handle.params)
         return handle.checkpoint(model, by_hand=True)
 
     def restore(self, run: Any) -> tuple[Any, int]:

@@ -131,6 +131,14 @@ def test_bad_checkpoint_options_are_refused_before_any_run(tmp_path, options, me
     assert not (tmp_path / "runs" / "journal.jsonl").exists()
 
 
+def test_a_param_named_as_a_checkpoint_column_is_refused_when_checkpoints_are_kept(tmp_path):
+    m = RunManager(tmp_path / "runs", verbose=0)
+    with pytest.raises(runmanager.ColumnClashError, match=r"Parameter 'checkpoint' has the name of a column of the "
+                                                          r"summary of a sweep with checkpoints .* 'checkpoint_name'"):
+        m.sweep(training.train, {"units": [4], "checkpoint": ["bert-base"]}, checkpoint=True)
+    assert not (tmp_path / "runs" / "journal.jsonl").exists()
+
+
 def test_a_train_that_takes_a_checkpoint_needs_checkpoints_on(tmp_path):
     m = RunManager(tmp_path / "runs", verbose=0)
     with pytest.raises(InvalidArgumentError, match=r"train=train_resumable takes a third parameter, the checkpoint "
