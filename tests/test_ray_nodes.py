@@ -251,3 +251,61 @@ def test_train_that_cannot_be_shipped_is_refused_before_any_run(tmp_path):
         assert sys.modules["test_ray_cluster"].__file__ in plan.runtime_env["py_modules"], plan
     finally:
         monkey.undo()
+
+
+CHECKPOINT_DRIVER = '''
+import os, signal, sys
+
+import helper
+from runmanager import RunManager
+
+STARTS = "__STARTS__"
+
+
+def train(run, callbacks, checkpoint):
+    import keras
+
+    with open(STARTS, "a") as starts:
+        starts.write(f"{os.environ.get('RM_TEST_NODE', 'driver')} {checkpoint.epoch} {checkpoint.model is not None}\\n")
+
+    class Die(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # the actor dies once, after epoch 4's checkpoint
+            if epoch + 1 == 4 and not os.path.exists(STARTS + ".killed"):
+                open(STARTS + ".killed", "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    x, y = helper.make_data()
+    model = checkpoint.model or helper.model(run.units)
+    model.fit(x, y, epochs=6, initial_epoch=checkpoint.epoch, batch_size=32, callbacks=[*callbacks, Die()],
+              verbose=0)
+
+
+if __name__ == "__main__":
+    summary = RunManager(sys.argv[1], verbose=1).sweep(train, {"units": [8]}, executor="ray", workers=1,
+                                                       ray_address=sys.argv[2], checkpoint=True)
+    print(summary[["run", "status", "checkpoint", "error"]].to_string())
+'''
+
+
+@pytest.mark.slow
+def test_a_node_without_the_log_dir_sends_checkpoints_to_the_driver_and_resumes_from_them(tmp_path, cluster):
+    driver_dir = tmp_path / "project"
+    driver_dir.mkdir()
+    starts = tmp_path / "starts.txt"  # outside the hidden folder: the node writes it too
+    (driver_dir / "sweep.py").write_text(textwrap.dedent(CHECKPOINT_DRIVER).replace("__STARTS__", str(starts)))
+    (driver_dir / "helper.py").write_text(textwrap.dedent(HELPER))
+    head = cluster()
+    cluster("worker", cpus=1, hide=driver_dir)
+    log_dir = driver_dir / "runs"  # inside the hidden folder: the node cannot see it
+    done = subprocess.run([sys.executable, "sweep.py", str(log_dir), head.address], cwd=driver_dir,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # The second start, on the node, goes on from the checkpoint the driver wrote from its bytes.
+    assert starts.read_text().splitlines() == ["worker 0 False", "worker 4 True"], done.stdout
+    assert "from its checkpoint after epoch 4" in done.stdout, done.stdout
+    assert load_results(log_dir)["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    summary = load_summary(log_dir)
+    assert summary["status"].tolist() == ["completed"] and summary["checkpoint"][0] == "checkpoints/0001/best.keras"
+    assert sorted(p.name for p in (log_dir / "checkpoints" / "0001").iterdir()) == ["best.keras"]
+    runmanager_load = __import__("runmanager").load_model(log_dir)
+    assert runmanager_load.count_params() > 0

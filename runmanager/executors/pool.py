@@ -191,8 +191,13 @@ class PoolExecutor(Executor):
             self.pool.stop(slot)
             self.pool.start(slot)
         slot.task, slot.started = task, False
-        self.pool.submit(slot, task)
+        self.pool.submit(slot, self.outgoing(task))
         return True
+
+    def outgoing(self, task: Task) -> Task:
+        """``task`` as it goes to a worker (a subclass may add what the worker needs, such as the
+        bytes of the checkpoint it goes on from)."""
+        return task
 
     def _place_retries(self) -> None:
         while self._retries and self._place(self._retries[0]):

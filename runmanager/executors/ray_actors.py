@@ -478,15 +478,15 @@ class RayExecutor(PoolExecutor):
             raise missing_extra("ray", "ray", 'executor="ray"') from None
         return worker_payload(context, by_value=True, always_by_value=self.shipment.by_value)
 
-    def submit(self, task: Task) -> None:
+    def outgoing(self, task: Task) -> Task:
         # A node of the cluster may not see the log_dir: the checkpoint travels with the task.
         settings = self.context.checkpoints
         if task.resume is not None and task.resume.data is None and settings is not None and settings.log_dir:
             try:
-                task = dataclasses.replace(task, resume=task.resume.with_data(Path(settings.log_dir)))
+                return dataclasses.replace(task, resume=task.resume.with_data(Path(settings.log_dir)))
             except OSError:
-                task = dataclasses.replace(task, resume=None)  # gone: the run starts afresh
-        super().submit(task)
+                return dataclasses.replace(task, resume=None)  # gone: the run starts afresh
+        return task
 
     def make_pool(self, payload: bytes) -> Pool:
         try:
