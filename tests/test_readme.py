@@ -27,6 +27,8 @@ def test_python_blocks_run_in_order(tmp_path):
     assert "Parameter 'lr' has the value 0.01, which is not a list of values" in out
     assert "['run', 'epoch', 'accuracy', 'loss', 'val_accuracy', 'val_loss', 'epoch_duration'" in out
     assert "4 runs, none rerun" in out
+    assert "interrupted after epoch 2" in out and "[[1, 2, 3, 4], [1, 2, 3, 4]]" in out
+    assert "checkpoints/0002/best.keras" in out or "checkpoints/0001/best.keras" in out
     assert re.search(r"\bpruned\s+[12]\s*$", out, flags=re.M)  # the random sweep pruned a run
     assert (tmp_path / "runs/tour-results.csv").exists() and (tmp_path / "runs/sweep/journal.jsonl").exists()
     # The shell tour runs against the sweep the Python blocks made (TensorBoard serves forever: not here).
