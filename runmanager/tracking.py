@@ -126,6 +126,7 @@ class RunManager:
         self._in_sweep = False
         self._current: RunHandle | None = None  # the run going, or the last one, ended
         self._next: RunHandle | None = None  # the run the next begin_run() begins, prepared by a sweep or restore()
+        self._idle_model: Any = None  # m.model between runs
         self._tensorboard: Any = None
         if self.verbose:
             table = LiveTable()
@@ -225,15 +226,18 @@ class RunManager:
 
     @property
     def model(self) -> Any:
-        """The current run's model (``None`` when none was given, or outside a run)."""
-        current = self._current
-        return current.model if current is not None and current.active else None
+        """The current run's model (``None`` when none was given); outside a run, whatever was
+        set last (``None`` after ``end_run``)."""
+        current = self.current_run
+        return current.model if current is not None else self._idle_model
 
     @model.setter
     def model(self, model: Any) -> None:
-        if self._current is None or not self._current.active:
-            raise LifecycleError("m.model can be set only during a run; pass the model to begin_run(run, model).")
-        self._current.model = model
+        current = self.current_run
+        if current is not None:
+            current.model = model
+        else:
+            self._idle_model = model
 
     @property
     def current_run(self) -> RunHandle | None:
@@ -427,6 +431,7 @@ class RunManager:
         at the end of every run, whatever its status.
         """
         self._going("end_run").end()
+        self._idle_model = None
 
     def record_logs(self, logs: Mapping[str, Any]) -> None:
         """Record metric values already averaged over the epoch (what Keras passes to
@@ -747,7 +752,7 @@ class RunManager:
         self._opened = False
 
     # Driver-only state stays behind when a manager is sent to a worker process.
-    _DRIVER_ONLY = ("_sinks", "_recorder", "_file_sinks", "_lock", "_tensorboard", "_current", "_next")
+    _DRIVER_ONLY = ("_sinks", "_recorder", "_file_sinks", "_lock", "_tensorboard", "_current", "_next", "_idle_model")
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in self._DRIVER_ONLY}
