@@ -150,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"Cost per epoch, median of {args.rounds} alternating rounds of {args.epochs} epochs:\n")
-    print(f"| model | no checkpoints | Keras ModelCheckpoint (best + last) | checkpoint=\"best\" | ratio to Keras |")
+    print("| model | no checkpoints | Keras ModelCheckpoint (best + last) | checkpoint=\"best\" | ratio to Keras |")
     print("|---|---|---|---|---|")
     for name, hidden in MODELS.items():
         per_epoch("none", hidden, 2)  # warm-up: imports, the first graph
