@@ -17,7 +17,8 @@ from typing import Any, overload
 
 from runmanager.errors import InvalidGridError, InvalidGridTypeError, check_seed, is_int
 
-__all__ = ["METRIC_NAMES", "RESERVED_NAMES", "RunBuilder", "check_param_name", "check_run_params", "python_scalar"]
+__all__ = ["METRIC_NAMES", "RESERVED_NAMES", "RunBuilder", "check_param_name", "check_run_params", "position_in",
+           "python_scalar"]
 
 #: Column names that runmanager itself writes; a parameter may not take one.
 RESERVED_NAMES = frozenset(
@@ -196,6 +197,22 @@ class _SubGrid:
     def combinations(self) -> Iterator[dict[str, Any]]:
         for combo in itertools.product(*self.values):
             yield dict(zip(self.names, combo))
+
+
+def position_in(index: Any, size: int, kind: str, noun: str) -> int:
+    """The position ``index`` names in a sequence of ``size`` runs (a negative one counts from
+    the end), or the error a sequence raises: ``kind`` and ``noun`` name it in the message.
+
+    Examples:
+        >>> position_in(-1, 4, "Grid", "a grid")
+        3
+    """
+    if not is_int(index):
+        raise InvalidGridTypeError(f"{kind} indices must be integers, not {type(index).__name__}.")
+    position = index + size if index < 0 else index
+    if not 0 <= position < size:
+        raise IndexError(f"run index {index} out of range for {noun} of {size} runs")
+    return position
 
 
 class RunBuilder(Sequence):
@@ -426,13 +443,7 @@ class RunBuilder(Sequence):
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if not is_int(index):
-            raise InvalidGridTypeError(f"Grid indices must be integers, not {type(index).__name__}.")
-        size = len(self)
-        if index < 0:
-            index += size
-        if not 0 <= index < size:
-            raise IndexError(f"run index {index} out of range for a grid of {size} runs")
+        index = position_in(index, len(self), "Grid", "a grid")
         if self._where is None:
             return self._unfiltered(index)
         return next(itertools.islice(iter(self), index, None))

@@ -35,7 +35,7 @@ from runmanager.errors import (
     missing_extra,
 )
 from runmanager.events import Status, resolve_mode
-from runmanager.grid import RunBuilder, check_param_name, check_run_params, python_scalar
+from runmanager.grid import RunBuilder, check_param_name, check_run_params, position_in, python_scalar
 from runmanager.naming import params_of, run_id
 from runmanager.space import Dimension, describe, parse_space
 
@@ -330,12 +330,7 @@ class RandomSearch(Search):
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return [self._run(i) for i in range(*index.indices(self._len))]
-        if not is_int(index):
-            raise InvalidGridTypeError(f"RandomSearch indices must be integers, not {type(index).__name__}.")
-        position = index + self._len if index < 0 else index
-        if not 0 <= position < self._len:
-            raise IndexError(f"run index {index} out of range for a RandomSearch of {self._len} runs")
-        return self._run(position)
+        return self._run(position_in(index, self._len, "RandomSearch", "a RandomSearch"))
 
     def __iter__(self) -> Iterator[Any]:
         return (self._run(i) for i in range(self._len))
