@@ -35,7 +35,7 @@ from runmanager.errors import (
     is_int,
 )
 from runmanager.events import EpochEnded, Status, SweepEnded, SweepStarted, resolve_mode
-from runmanager.executors import EXECUTORS, Executor, SweepContext, Task
+from runmanager.executors.base import EXECUTORS, Executor, SweepContext, Task, check_workers
 from runmanager.naming import params_of, run_id
 from runmanager.pruning import Pruner
 from runmanager.signals import interrupt_reason
@@ -45,21 +45,23 @@ if TYPE_CHECKING:
     from runmanager.recorder import Recorder
     from runmanager.search import Search
 
-__all__ = ["Sweep", "Tally", "check_sweep_arguments", "check_train", "create_executor", "sweep_metric"]
+__all__ = ["MOVED_OPTIONS", "Sweep", "Tally", "check_sweep_arguments", "check_train", "create_executor", "moved_options",
+           "sweep_metric"]
 
 
 def check_sweep_arguments(
-    train: Any, executor: Any, seed: Any, max_consecutive_failures: Any, workers: Any,
-    max_runs_per_worker: Any, gpus: Any, num_cpus: Any, num_gpus: Any, timeout: Any = None, pruner: Any = None,
-    max_retries: Any = 1, runtime_env: Any = None, repeats: int = 1, manager: Any = None,
+    train: Any, executor: Any, *, seed: Any, max_consecutive_failures: Any, workers: Any, timeout: Any, pruner: Any,
+    repeats: int = 1, manager: Any = None,
 ) -> None:
     """Reject bad sweep arguments before any run starts (``repeats`` is checked already; for worker
-    processes, a ``train`` or a ``manager`` class that they could not load) and before the log_dir is touched."""
+    processes, a ``train`` or a ``manager`` class that they could not load) and before the log_dir is
+    touched. An executor object checked its own options when it was made."""
     if not callable(train):
         raise InvalidArgumentTypeError(f"train must be a function train(run, callbacks), got {train!r}.")
     if executor not in EXECUTORS and not isinstance(executor, Executor):
         raise InvalidArgumentError(
-            f"Unknown executor {executor!r}; choose one of {', '.join(map(repr, EXECUTORS))}."
+            f"Unknown executor {executor!r}; choose one of {', '.join(map(repr, EXECUTORS))}, or pass an executor "
+            "object such as runmanager.executors.ProcessExecutor(workers=4)."
         )
     check_seed(seed, repeats=repeats)
     if not is_int(max_consecutive_failures) or max_consecutive_failures < 0:
@@ -67,31 +69,14 @@ def check_sweep_arguments(
             "max_consecutive_failures must be a non-negative int (0: never stop), "
             f"got {max_consecutive_failures!r}."
         )
-    if workers is not None and (not is_int(workers) or workers < 1):
-        raise InvalidArgumentError(f"workers must be a positive int, got {workers!r}.")
-    if not is_int(max_runs_per_worker) or max_runs_per_worker < 1:
-        raise InvalidArgumentError(f"max_runs_per_worker must be a positive int, got {max_runs_per_worker!r}.")
-    if gpus is not None and not (isinstance(gpus, (list, tuple)) and all(isinstance(g, (int, str)) for g in gpus)):
-        raise InvalidArgumentTypeError(
-            f"gpus must be None (use every visible GPU) or a list of GPU ids such as [0, 1], got {gpus!r}."
-        )
-    for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise InvalidArgumentError(f"{name} must be a non-negative number, got {value!r}.")
-        if value > 1 and value != int(value):  # Ray's rule for resources
-            raise InvalidArgumentError(
-                f"{name}={value!r}: a Ray resource above 1 must be a whole number; pass {int(value)} or "
-                f"{int(value) + 1}, or a fraction below 1 to share one {name[4:].upper()} between runs."
-            )
-    if not is_int(max_retries) or max_retries < 0:
+    check_workers(workers)
+    if workers is not None and isinstance(executor, Executor):
         raise InvalidArgumentError(
-            f"max_retries must be a non-negative int (how many times a run whose worker died is run again; "
-            f"0: never), got {max_retries!r}."
+            f"workers={workers!r} goes to the executor object itself, e.g. ProcessExecutor(workers={workers!r}); "
+            "sweep(workers=...) is for the executor names 'processes', 'ray' and 'dask'."
         )
     from runmanager.executors.processes import ProcessExecutor, check_spawnable
-    from runmanager.executors.shipping import check_runtime_env
 
-    check_runtime_env(runtime_env)
     if executor == "processes" or isinstance(executor, ProcessExecutor):
         check_spawnable(train, manager)
     if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
@@ -137,10 +122,55 @@ def sweep_metric(metric: Any, mode: Any, search: Any, pruner: Any) -> tuple[str 
     return metric, resolve_mode(metric, mode, who="sweep(metric=...)")
 
 
-def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int, gpus: list[str] | None,
-                    ray_address: str | None, num_cpus: float, num_gpus: float,
-                    runtime_env: dict[str, Any] | None = None) -> Executor:
-    """The executor ``sweep(executor=name)`` stands for."""
+#: The ``sweep`` keywords that became options of the executor objects: keyword -> (the option's
+#: name, the executors that take it). They still work for one release, with a DeprecationWarning.
+MOVED_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "max_runs_per_worker": ("max_runs_per_worker", ("processes", "ray")),
+    "gpus": ("gpus", ("processes",)),
+    "ray_address": ("address", ("ray",)),
+    "num_cpus": ("num_cpus", ("ray",)),
+    "num_gpus": ("num_gpus", ("ray",)),
+    "runtime_env": ("runtime_env", ("ray",)),
+    "max_retries": ("max_retries", ("processes", "ray", "dask")),
+}
+
+_CLASS_NAMES = {"sequential": "SequentialExecutor", "processes": "ProcessExecutor", "ray": "RayExecutor",
+                "dask": "DaskExecutor"}
+
+
+def moved_options(executor: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The executor options that old ``sweep`` keywords give, with a DeprecationWarning naming the
+    new spelling; an unknown keyword is the TypeError Python gives.
+
+    Raises:
+        InvalidArgumentError: such a keyword beside an executor object (it goes to the object).
+    """
+    import warnings
+
+    moved: dict[str, Any] = {}
+    for keyword, value in options.items():
+        if keyword not in MOVED_OPTIONS:
+            raise TypeError(f"sweep() got an unexpected keyword argument {keyword!r}")
+        option, takers = MOVED_OPTIONS[keyword]
+        if isinstance(executor, Executor):
+            raise InvalidArgumentError(
+                f"sweep({keyword}=...) beside an executor object: give it to the object, "
+                f"{type(executor).__name__}(..., {option}={value!r})."
+            )
+        name = _CLASS_NAMES.get(executor, "ProcessExecutor") if executor in takers else _CLASS_NAMES[takers[0]]
+        warnings.warn(
+            f"sweep({keyword}=...) is deprecated and goes in the next release: pass "
+            f"executor={name}(..., {option}={value!r}) (from runmanager.executors)"
+            + ("" if executor in takers else f"; executor={executor!r} does not use it") + ".",
+            DeprecationWarning, stacklevel=3,
+        )
+        if executor in takers:
+            moved[option] = value
+    return moved
+
+
+def create_executor(name: str, workers: int | None, options: dict[str, Any]) -> Executor:
+    """The executor ``sweep(executor=name, workers=...)`` stands for, with the moved ``options``."""
     if name == "sequential":
         from runmanager.executors.sequential import SequentialExecutor
 
@@ -148,11 +178,14 @@ def create_executor(name: str, *, workers: int | None, max_runs_per_worker: int,
     if name == "processes":
         from runmanager.executors.processes import ProcessExecutor
 
-        return ProcessExecutor(workers, max_runs_per_worker=max_runs_per_worker, gpus=gpus)
+        return ProcessExecutor(workers, **options)
+    if name == "dask":
+        from runmanager.executors.dask_workers import DaskExecutor
+
+        return DaskExecutor(workers=workers, **options)
     from runmanager.executors.ray_actors import RayExecutor
 
-    return RayExecutor(workers, max_runs_per_worker=max_runs_per_worker, address=ray_address,
-                       num_cpus=num_cpus, num_gpus=num_gpus, runtime_env=runtime_env)
+    return RayExecutor(workers=workers, **options)
 
 
 #: Errors a run fails with when the sweep itself is set up wrong (a parameter and a metric of the same
@@ -231,7 +264,7 @@ class Sweep:
     def __init__(self, manager: Any, train: Callable[..., Any], search: Search, executor: Executor,
                  recorder: Recorder, *, seed: int | None = None, retry_failed: bool = False,
                  max_consecutive_failures: int = 3, timeout: float | None = None,
-                 pruner: Pruner | None = None, max_retries: int = 1, metric: str | None = None,
+                 pruner: Pruner | None = None, metric: str | None = None,
                  mode: str | None = None, checkpoints: CheckpointSettings | None = None) -> None:
         self.manager = manager
         self.train = train
@@ -244,7 +277,6 @@ class Sweep:
         self.tally = Tally(max_consecutive_failures, manager.log_dir)
         self.timeout = timeout
         self.pruner = pruner
-        self.max_retries = max_retries
         self.metric, self.mode = metric, mode
         self.checkpoints = checkpoints
         #: how the sweep ended: "finished", "timeout", "interrupted" or "stopped"
@@ -298,7 +330,7 @@ class Sweep:
             recorder.keeper = keeper
             keeper.start(self.results, recorder.record)
         context = SweepContext(self.manager, recorder, self.train, self.search,
-                               judge=None if self.pruner is None else self.judge, max_retries=self.max_retries,
+                               judge=None if self.pruner is None else self.judge, max_retries=executor.max_retries,
                                checkpoints=settings, resume_point=self.resume_point)
         self.reason = "finished"
         deadline = None if self.timeout is None else time.monotonic() + self.timeout

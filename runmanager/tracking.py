@@ -474,22 +474,16 @@ class RunManager:
         retry_failed: bool = False,
         max_consecutive_failures: int = 3,
         allow_grid_change: bool = False,
-        max_runs_per_worker: int = 100,
-        gpus: list[int | str] | None = None,
-        ray_address: str | None = None,
-        num_cpus: float = 1,
-        num_gpus: float = 0,
         tensorboard: bool = False,
         timeout: float | None = None,
         pruner: Any = None,
         repeats: int = 1,
-        max_retries: int = 1,
-        runtime_env: dict[str, Any] | None = None,
         metric: str | None = None,
         mode: str | None = None,
         checkpoint: bool | str = False,
         checkpoint_every: int = 1,
         keep_models: int | None = None,
+        **moved: Any,
     ) -> Any:
         """Run ``train(run, callbacks)`` for every run of ``params``; return :meth:`summary`.
 
@@ -501,31 +495,22 @@ class RunManager:
             params: anything :class:`RunBuilder` takes, a RunBuilder, a sequence of
                 namedtuple runs (``grid.sample(20, seed=0)``), or a
                 :class:`runmanager.search.Search`.
-            executor: ``"sequential"`` (this process), ``"processes"`` (local
-                worker processes), ``"ray"`` (actors on a Ray cluster), or an
-                :class:`runmanager.executors.Executor`.
-            workers: how many runs at once with ``"processes"`` or ``"ray"``;
-                default: one per visible GPU, else one per CPU core.
+            executor: an executor object from :mod:`runmanager.executors`
+                (``SequentialExecutor()``, ``ProcessExecutor(workers=4, gpus=[0, 1])``,
+                ``RayExecutor(address="auto")``, ``DaskExecutor(client)``), whose constructor
+                takes its own options, or the name of one: ``"sequential"`` (this process,
+                the default), ``"processes"``, ``"ray"``, ``"dask"``.
+            workers: with an executor's name, how many runs at once (default: the
+                executor's: one per visible GPU, else one per CPU core; a Dask cluster's
+                workers).
             resume: skip runs already completed in ``log_dir`` (matched by their
                 params) and rerun the rest.
-            seed: seed Python, NumPy and Keras before every run: an int from 0 to
-                ``2**32 - repeats`` (every repeat's seed must be one NumPy takes).
+            seed: seed Python, NumPy and Keras before every run.
             retry_failed: with ``resume``, rerun failed and diverged runs too.
             max_consecutive_failures: stop the sweep after this many failed runs
                 in a row (0: never stop).
             allow_grid_change: with ``resume``, accept a grid whose parameter
                 names differ from the journal's.
-            max_runs_per_worker: replace a worker process after this many runs,
-                so memory stays flat over a long sweep.
-            gpus: GPU ids for ``"processes"`` workers, one per worker in turn,
-                each worker seeing only its own; default: every visible GPU;
-                ``[]``: hide the GPUs from the workers.
-            ray_address: the Ray cluster to join; default: the running one, or
-                a local Ray started for the sweep.
-            num_cpus: Ray CPUs per worker (per concurrent run).
-            num_gpus: Ray GPUs per worker (per concurrent run); a fraction such as
-                0.5 packs that many runs on one GPU (their TensorFlow then grows its
-                GPU memory as needed instead of taking it all).
             tensorboard: also write TensorBoard data for this sweep, as
                 ``RunManager(..., tensorboard=True)`` does.
             timeout: a time budget in seconds: no run starts after it, runs already
@@ -535,13 +520,6 @@ class RunManager:
             repeats: run every configuration this many times; the runs get a
                 ``repeat`` column (1..N) after the params, and with ``seed=S``
                 repeat ``r`` is seeded ``S + r - 1``. See :meth:`aggregate`.
-            max_retries: with ``"processes"`` or ``"ray"``, run a run whose worker died
-                (a crash, a kill, a node of the cluster gone) again from its start, on
-                the workers left, up to this many times; then it is recorded
-                ``interrupted`` with the reason.
-            runtime_env: a Ray runtime environment for ``"ray"`` (``pip`` packages,
-                ``env_vars``...); on a joined cluster, the driver's code is added to it
-                (its script's folder as ``working_dir``, its own modules as ``py_modules``).
             metric: the metric the sweep judges runs by (checkpoints, ``keep_models``, the
                 progress line's best run); default: the search's or the pruner's, else the first
                 of ``val_accuracy``, ``val_loss``, ``accuracy``, ``loss`` that the runs log.
@@ -551,6 +529,10 @@ class RunManager:
                 unfinished, to resume from); ``"last"`` keeps only its latest model.
             checkpoint_every: save every N epochs (and at a run's last epoch).
             keep_models: keep the models of the k best finished runs only, deleting the others.
+            **moved: the options that moved to the executor objects (``max_runs_per_worker``,
+                ``gpus``, ``ray_address``, ``num_cpus``, ``num_gpus``, ``runtime_env``,
+                ``max_retries``) still work with an executor's name for one release, with a
+                ``DeprecationWarning``.
 
         Examples:
             def train(run, callbacks):
@@ -559,14 +541,23 @@ class RunManager:
             m.sweep(train, {"units": [16, 32]}, seed=0)
         """
         from runmanager.checkpoints import CheckpointSettings, check_checkpoint_arguments, check_param_names
-        from runmanager.executors import Executor
+        from runmanager.executors.base import Executor
         from runmanager.repeats import Repeated, check_repeats
         from runmanager.search import as_search
-        from runmanager.sweep import Sweep, check_sweep_arguments, check_train, create_executor, sweep_metric
+        from runmanager.sweep import (
+            Sweep,
+            check_sweep_arguments,
+            check_train,
+            create_executor,
+            moved_options,
+            sweep_metric,
+        )
 
-        check_sweep_arguments(train, executor, seed, max_consecutive_failures, workers, max_runs_per_worker,
-                              gpus, num_cpus, num_gpus, timeout, pruner, max_retries, runtime_env,
-                              repeats=check_repeats(repeats), manager=self)
+        options = moved_options(executor, moved)
+        check_sweep_arguments(train, executor, seed=seed, max_consecutive_failures=max_consecutive_failures,
+                              workers=workers, timeout=timeout, pruner=pruner, repeats=check_repeats(repeats),
+                              manager=self)
+        runner = executor if isinstance(executor, Executor) else create_executor(executor, workers, options)
         kept = check_checkpoint_arguments(checkpoint, checkpoint_every, keep_models)
         check_train(train, checkpoints=kept is not None)
         search = as_search(params)
@@ -588,9 +579,6 @@ class RunManager:
         self._open(resume=resume, fields=search.fields, allow_grid_change=allow_grid_change)
         if tensorboard:
             self._enable_tensorboard()
-        runner = executor if isinstance(executor, Executor) else create_executor(
-            executor, workers=workers, max_runs_per_worker=max_runs_per_worker,
-            gpus=gpus, ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus, runtime_env=runtime_env)
         settings = None if kept is None else CheckpointSettings.for_sweep(
             self.log_dir, kept, every=checkpoint_every, metric=metric, metric_mode=mode, keep_models=keep_models)
         self._in_sweep = True
@@ -598,7 +586,7 @@ class RunManager:
             with terminate_like_interrupt():
                 sweep = Sweep(self, train, search, runner, self._recorder, seed=seed, retry_failed=retry_failed,
                               max_consecutive_failures=max_consecutive_failures, timeout=timeout,
-                              pruner=pruner, max_retries=max_retries, metric=metric, mode=mode,
+                              pruner=pruner, metric=metric, mode=mode,
                               checkpoints=settings)
                 sweep.run()
         finally:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runmanager.backend import import_keras
 from runmanager.errors import MissingMetricError
 from runmanager.events import EpochEnded, Event, Status
-from runmanager.executors import SweepContext, Task
+from runmanager.executors.base import SweepContext, Task
 from runmanager.signals import Terminated, install_in_worker
 
 if TYPE_CHECKING:

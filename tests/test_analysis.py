@@ -131,10 +131,12 @@ def test_repeats_on_worker_processes_match_sequential(tmp_path):
 @pytest.mark.slow
 def test_repeats_on_ray_match_sequential(tmp_path):
     pytest.importorskip("ray")
+    from runmanager.executors import RayExecutor
+
     grid = {"units": [4]}
     sequential = RunManager(tmp_path / "a", verbose=0).sweep(training.train, grid, repeats=3, seed=3)
-    on_ray = RunManager(tmp_path / "b", verbose=0).sweep(training.train, grid, repeats=3, seed=3, executor="ray",
-                                                         workers=2, ray_address="local")
+    on_ray = RunManager(tmp_path / "b", verbose=0).sweep(training.train, grid, repeats=3, seed=3,
+                                                         executor=RayExecutor("local", workers=2))
     assert on_ray["repeat"].tolist() == [1, 2, 3] and (on_ray["status"] == "completed").all()
     np.testing.assert_allclose(on_ray.sort_values("run")["loss"], sequential["loss"], rtol=1e-4)
 

@@ -18,6 +18,7 @@ import pytest
 import training
 
 from runmanager import (
+    InvalidArgumentError,
     InvalidArgumentTypeError,
     MissingExtraError,
     RunBuilder,
@@ -26,6 +27,7 @@ from runmanager import (
     load_results,
     load_summary,
 )
+from runmanager.executors import ProcessExecutor
 
 GRID = {"units": [4, 8], "learning_rate": [0.05, 0.1]}
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -87,14 +89,14 @@ def test_a_worker_whose_train_calls_sys_exit_ends_that_run_interrupted_and_the_s
 
 def test_workers_are_recycled_after_max_runs(tmp_path):
     m = training.WorkerInfoManager(tmp_path, verbose=0)
-    m.sweep(training.train, {"units": [2, 3, 4, 5, 6]}, executor="processes", workers=1, max_runs_per_worker=2)
+    m.sweep(training.train, {"units": [2, 3, 4, 5, 6]}, executor=ProcessExecutor(1, max_runs_per_worker=2))
     pids = load_results(tmp_path).groupby("run")["pid"].first().tolist()
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
 
 
 def test_each_worker_sees_only_its_own_gpu(tmp_path):
     m = training.WorkerInfoManager(tmp_path, verbose=0)
-    m.sweep(training.train, {"units": [2, 3, 4, 5]}, executor="processes", workers=2, gpus=[0, 1])
+    m.sweep(training.train, {"units": [2, 3, 4, 5]}, executor=ProcessExecutor(2, gpus=[0, 1]))
     results = load_results(tmp_path)
     by_pid = results.groupby("pid")["cuda"].agg(set)
     assert sorted(next(iter(s)) for s in by_pid) == ["0", "1"] and all(len(s) == 1 for s in by_pid)
@@ -232,8 +234,8 @@ def _starts(log_dir, run: int) -> int:
 @pytest.mark.parametrize("max_retries", [0, 2])
 def test_a_run_whose_worker_died_is_retried_max_retries_times(tmp_path, capsys, max_retries):
     m = RunManager(tmp_path, verbose=1)
-    summary = m.sweep(training.train_exit_on_units_8, {"units": [4, 8]}, executor="processes", workers=2,
-                      max_retries=max_retries, max_consecutive_failures=0)
+    summary = m.sweep(training.train_exit_on_units_8, {"units": [4, 8]},
+                      executor=ProcessExecutor(2, max_retries=max_retries), max_consecutive_failures=0)
     assert summary["status"].tolist() == ["completed", "interrupted"]
     assert summary["error"].tolist()[1] == "worker process exited with code 3"
     assert _starts(tmp_path, 2) == 1 + max_retries
@@ -290,3 +292,50 @@ def test_a_script_without_the_main_guard_stops_at_its_first_worker_with_the_fix(
     assert 'needs the `if __name__ == "__main__":` guard' in last
     assert done.stderr.count("runmanager.errors.LogDirError: ") == 1  # the one worker's traceback: no other worker was started
     assert load_summary(tmp_path / "log")["status"].tolist() == ["interrupted"]
+
+
+@pytest.mark.parametrize(("make", "error", "match"), [
+    (lambda: ProcessExecutor(0), InvalidArgumentError, r"workers must be an int of at least 1 \(runs at once\), got 0"),
+    (lambda: ProcessExecutor(gpus="0"), InvalidArgumentTypeError, r"gpus must be None .* or a list of GPU ids"),
+    (lambda: ProcessExecutor(max_runs_per_worker=0), InvalidArgumentError, r"max_runs_per_worker must be an int of "
+                                                                             r"at least 1 .* got 0"),
+    (lambda: ProcessExecutor(max_retries=-1), InvalidArgumentError, r"max_retries must be an int of at least 0"),
+    (lambda: ProcessExecutor(max_retries=1.5), InvalidArgumentError, r"max_retries must be an int .* got 1\.5"),
+])
+def test_an_executor_object_checks_its_own_options_when_it_is_made(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_old_sweep_keywords_still_work_for_one_release_with_a_deprecation_warning(tmp_path):
+    m = training.WorkerInfoManager(tmp_path, verbose=0)
+    with pytest.warns(DeprecationWarning, match=r"sweep\(max_runs_per_worker=\.\.\.\) is deprecated and goes in the "
+                                                r"next release: pass executor=ProcessExecutor\(\.\.\., "
+                                                r"max_runs_per_worker=2\) \(from runmanager.executors\)\.$"):
+        m.sweep(training.train, {"units": [2, 3, 4]}, executor="processes", workers=1, max_runs_per_worker=2)
+    pids = load_results(tmp_path).groupby("run")["pid"].first().tolist()
+    assert pids[0] == pids[1] != pids[2]  # the option still took effect
+    with pytest.warns(DeprecationWarning, match=r"executor=RayExecutor\(\.\.\., max_retries=2\) .*; "
+                                                r"executor='sequential' does not use it"):
+        RunManager(tmp_path / "b", verbose=0).sweep(training.train, {"units": [2]}, max_retries=2)
+
+
+def test_an_option_of_the_executor_beside_an_executor_object_is_refused(tmp_path):
+    m = RunManager(tmp_path, verbose=0)
+    with pytest.raises(InvalidArgumentError, match=r"sweep\(max_retries=\.\.\.\) beside an executor object: give it "
+                                                   r"to the object, ProcessExecutor\(\.\.\., max_retries=3\)"):
+        m.sweep(training.train, {"units": [2]}, executor=ProcessExecutor(1), max_retries=3)
+    with pytest.raises(InvalidArgumentError, match=r"workers=2 goes to the executor object itself"):
+        m.sweep(training.train, {"units": [2]}, executor=ProcessExecutor(1), workers=2)
+    with pytest.raises(TypeError, match=r"sweep\(\) got an unexpected keyword argument 'ray_adress'"):
+        m.sweep(training.train, {"units": [2]}, executor="ray", ray_adress="auto")
+    assert not (tmp_path / "journal.jsonl").exists()
+
+
+def test_the_executors_package_imports_no_backend_and_no_cluster_library():
+    code = ("import sys, runmanager.executors as e; "
+            "assert e.ProcessExecutor.__name__ == 'ProcessExecutor'; "
+            "print(sorted(m for m in ('ray', 'dask', 'distributed', 'tensorflow', 'keras', 'jax') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

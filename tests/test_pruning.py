@@ -223,8 +223,8 @@ class Recorder(Pruner):
 
 def test_a_run_retried_after_its_worker_died_is_judged_once_per_epoch(tmp_path):
     pruner = Recorder()
-    summary = sweep(tmp_path, [0.5, 0.6, 0.7], 2, pruner, executor=InMemoryExecutor(2, die_after_first_epoch=[2]),
-                    max_retries=1)
+    summary = sweep(tmp_path, [0.5, 0.6, 0.7], 2, pruner,
+                    executor=InMemoryExecutor(2, die_after_first_epoch=[2], max_retries=1))
     assert summary["status"].tolist() == ["completed"] * 3  # run 2 ran again after its worker died
     assert sorted(pruner.told) == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]  # its epoch 1 ran twice, told once
     assert load_results(tmp_path).groupby("run")["epoch"].apply(list).tolist() == [[1, 2]] * 3

@@ -1,6 +1,6 @@
 """executor="ray" and the Ray clusters already on the machine (issue 14).
 
-``ray_address=None`` joins the cluster ``ray start`` recorded when it answers, else starts a
+``RayExecutor(address=None)`` joins the cluster ``ray start`` recorded when it answers, else starts a
 private Ray, whatever stale address file is left; ``"local"`` always starts a private Ray;
 ``"auto"`` and an address join or fail with a RunManagerError that says what to do.
 
@@ -27,6 +27,7 @@ import training
 
 from runmanager import RunManager
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, RunManagerError, SweepError
+from runmanager.executors import RayExecutor
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
@@ -193,9 +194,9 @@ def head(ray_tmp):
         started.stop()
 
 
-def _sweep(tmp_path, **kwargs):
+def _sweep(tmp_path, address=None):
     m = RunManager(tmp_path / "runs", verbose=1)
-    return m.sweep(training.train, GRID, executor="ray", workers=2, **kwargs)
+    return m.sweep(training.train, GRID, executor=RayExecutor(address, workers=2))
 
 
 def _check_sweep(summary, capsys) -> str:
@@ -206,28 +207,28 @@ def _check_sweep(summary, capsys) -> str:
     return lines[0]
 
 
-def test_a_ray_address_that_names_no_cluster_is_refused_before_ray_starts(tmp_path):
-    m = RunManager(tmp_path, verbose=0)
+def test_a_ray_address_that_names_no_cluster_is_refused_before_ray_starts():
     with pytest.raises(InvalidArgumentError,
-                       match=r"ray_address='10\.0\.0\.5' is not a Ray address.*'10\.0\.0\.5:6379'"):
-        m.sweep(training.train, GRID, executor="ray", ray_address="10.0.0.5")
-    with pytest.raises(InvalidArgumentTypeError, match="ray_address must be None or a str, got 6379"):
-        m.sweep(training.train, GRID, executor="ray", ray_address=6379)
+                       match=r"address='10\.0\.0\.5' is not a Ray address.*'10\.0\.0\.5:6379'"):
+        RayExecutor("10.0.0.5")
+    with pytest.raises(InvalidArgumentTypeError, match=r"address must be None or a str \(the Ray cluster to join\), "
+                                                       r"got 6379"):
+        RayExecutor(6379)
     assert not ray.is_initialized()
 
 
 def test_a_cluster_that_does_not_answer_is_a_clear_error_at_once(tmp_path, ray_tmp):
     dead = f"{ray.util.get_node_ip_address()}:{_free_port()}"
     started = time.monotonic()
-    with pytest.raises(SweepError, match=rf"No Ray cluster answers at ray_address='{dead}' "
-                       r"\(connection refused\).*ray_address=None \(or 'local'\)"):
-        _sweep(tmp_path, ray_address=dead)
+    with pytest.raises(SweepError, match=rf"No Ray cluster answers at address='{dead}' "
+                       r"\(connection refused\).*address=None \(or 'local'\)"):
+        _sweep(tmp_path, address=dead)
     # "auto" follows the address file that a `ray start` left: it names the file.
     ray_tmp.mkdir(parents=True)
     (ray_tmp / "ray_current_cluster").write_text(dead)
-    with pytest.raises(SweepError, match=rf"ray_address='auto' found the cluster address {dead} in "
+    with pytest.raises(SweepError, match=rf"address='auto' found the cluster address {dead} in "
                        r".*ray_current_cluster, but that cluster is gone \(connection refused\)"):
-        _sweep(tmp_path, ray_address="auto")
+        _sweep(tmp_path, address="auto")
     # RAY_ADDRESS is the user's own choice: not silently replaced by a private Ray.
     os.environ["RAY_ADDRESS"] = dead
     try:
@@ -270,14 +271,14 @@ def test_a_running_cluster_is_joined_and_its_resources_checked(tmp_path, head, c
                            match=rf"The Ray cluster at {head.address} is too small for this sweep: 3 workers "
                            r"with num_cpus=1 and num_gpus=0 need 3 CPUs \(it has 2\)\. Pass fewer workers"):
             RunManager(tmp_path / "small", verbose=0).sweep(
-                training.train, GRID, executor="ray", workers=3, ray_address=address)
+                training.train, GRID, executor=RayExecutor(address, workers=3))
         assert not ray.is_initialized()
     assert head.class_names().count("RunActor") == 2
 
 
 @pytest.mark.slow
 def test_local_starts_a_private_ray_beside_a_running_cluster(tmp_path, head, capsys):
-    first = _check_sweep(_sweep(tmp_path, ray_address="local"), capsys)
+    first = _check_sweep(_sweep(tmp_path, address="local"), capsys)
     assert first == "ray: started a private local Ray (2 CPUs) for this sweep"
     assert not ray.is_initialized()
     assert head.answers()
@@ -291,13 +292,13 @@ def test_errors_from_ray_reach_the_user_as_runmanager_errors(tmp_path, ray_tmp, 
 
     monkeypatch.setattr(ray, "init", refuse)
     with pytest.raises(SweepError, match="Could not start a local Ray for the sweep: When connecting"
-                       r".*join it with ray_address='auto'\.$") as info:
+                       r".*join it with address='auto'\.$") as info:
         _sweep(tmp_path)
     assert isinstance(info.value, RunManagerError) and isinstance(info.value.__cause__, ValueError)
     # A head that answers, but that Ray cannot join:
     monkeypatch.setattr("runmanager.executors.ray_actors._unreachable", lambda address: None)
     with pytest.raises(SweepError, match=r"Could not join the Ray cluster at 10\.0\.0\.5:6379: When "
-                       r"connecting .*Check the cluster with `ray status`, or pass ray_address=None "
+                       r"connecting .*Check the cluster with `ray status`, or pass address=None "
                        r"\(or 'local'\)"):
-        _sweep(tmp_path, ray_address="10.0.0.5:6379")
+        _sweep(tmp_path, address="10.0.0.5:6379")
     assert not ray.is_initialized()

@@ -24,6 +24,7 @@ from test_ray_cluster import RAY_CLI, Head, _free_ports, end_group, ray_tmp  # n
 
 from runmanager import RunManager, load_results, load_summary
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError
+from runmanager.executors import RayExecutor
 
 ray = pytest.importorskip("ray")
 
@@ -95,6 +96,7 @@ import functools, os, sys
 
 import helper
 from runmanager import RunManager
+from runmanager.executors import RayExecutor
 
 
 @functools.cache
@@ -118,8 +120,8 @@ DRIVER_DIR = "__DRIVER_DIR__"  # the driver's own folder (the actors run in a co
 
 if __name__ == "__main__":
     summary = WhereManager(sys.argv[1], verbose=1).sweep(
-        train, {"units": [4, 8]}, executor="ray", workers=2, ray_address=sys.argv[2],
-        runtime_env={"env_vars": {"RM_TEST_FROM_RUNTIME_ENV": "yes"}})
+        train, {"units": [4, 8]}, executor=RayExecutor(sys.argv[2], workers=2,
+                                                       runtime_env={"env_vars": {"RM_TEST_FROM_RUNTIME_ENV": "yes"}}))
     print(summary[["run", "status", "error"]].to_string())
 '''
 
@@ -195,8 +197,8 @@ def test_a_node_that_dies_mid_sweep_has_its_run_retried_on_the_other(tmp_path, c
     m = NodeManager(log_dir, verbose=1)
     # Epochs of a third of a second (the pause reaches the actors through the runtime_env), so
     # that the node dies in the middle of a run.
-    summary = m.sweep(training.train_slow, {"units": [4, 8, 16], "num_epochs": [6]}, executor="ray", workers=2,
-                      ray_address=head.address, runtime_env={"env_vars": {"RM_TEST_PAUSE": "0.3"}})
+    summary = m.sweep(training.train_slow, {"units": [4, 8, 16], "num_epochs": [6]},
+                      executor=RayExecutor(head.address, workers=2, runtime_env={"env_vars": {"RM_TEST_PAUSE": "0.3"}}))
     watcher.join(timeout=5)
     assert killed, "no node was killed"
     (dead, run), = killed
@@ -213,14 +215,13 @@ def test_a_node_that_dies_mid_sweep_has_its_run_retried_on_the_other(tmp_path, c
     assert not ray.is_initialized()
 
 
-def test_ray_arguments_are_checked_before_anything_starts(tmp_path):
-    m = RunManager(tmp_path, verbose=0)
-    with pytest.raises(InvalidArgumentError, match=r"max_retries must be a non-negative int .* got -1"):
-        m.sweep(training.train, {"units": [4]}, executor="ray", max_retries=-1)
+def test_ray_options_are_checked_when_the_executor_is_made(tmp_path):
+    with pytest.raises(InvalidArgumentError, match=r"max_retries must be an int of at least 0 .* got -1"):
+        RayExecutor(max_retries=-1)
     with pytest.raises(InvalidArgumentTypeError, match=r"runtime_env must be None or a dict .* got 'pip'"):
-        m.sweep(training.train, {"units": [4]}, executor="ray", runtime_env="pip")
+        RayExecutor(runtime_env="pip")
     with pytest.raises(InvalidArgumentError, match=r"num_gpus=1\.5: a Ray resource above 1 must be a whole number"):
-        m.sweep(training.train, {"units": [4]}, executor="ray", num_gpus=1.5)
+        RayExecutor(num_gpus=1.5)
     assert not ray.is_initialized()
 
 
@@ -258,6 +259,7 @@ import os, signal, sys
 
 import helper
 from runmanager import RunManager
+from runmanager.executors import RayExecutor
 
 STARTS = "__STARTS__"
 
@@ -281,8 +283,8 @@ def train(run, callbacks, checkpoint):
 
 
 if __name__ == "__main__":
-    summary = RunManager(sys.argv[1], verbose=1).sweep(train, {"units": [8]}, executor="ray", workers=1,
-                                                       ray_address=sys.argv[2], checkpoint=True)
+    summary = RunManager(sys.argv[1], verbose=1).sweep(train, {"units": [8]},
+                                                       executor=RayExecutor(sys.argv[2], workers=1), checkpoint=True)
     print(summary[["run", "status", "checkpoint", "error"]].to_string())
 '''
 

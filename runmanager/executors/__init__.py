@@ -2,120 +2,53 @@
 
 The :class:`~runmanager.sweep.Sweep` owns the loop: it asks its search for runs,
 numbers them, and hands each one to an executor as a :class:`Task` whenever the
-executor has room. The executor runs it (here, in worker processes, on Ray, or
-in memory for tests) and makes sure every event of the run reaches the driver's
-RunManager, which alone writes files. :meth:`Executor.wait` returns the tasks
-that ended, with their status; the sweep counts them and tells the search.
+executor has room. The executor runs it (here, in worker processes, on Ray, on a
+Dask cluster, or in memory for tests) and makes sure every event of the run reaches
+the driver, which alone writes files. :meth:`Executor.wait` returns the tasks that
+ended, with their status; the sweep counts them and tells the search.
 
-- ``"sequential"``: :class:`~runmanager.executors.sequential.SequentialExecutor`
-- ``"processes"``: :class:`~runmanager.executors.processes.ProcessExecutor`
-- ``"ray"``: :class:`~runmanager.executors.ray_actors.RayExecutor`
+Executors are objects whose constructors take and check their own options; ``sweep``
+also takes their names as shorthands::
+
+    from runmanager.executors import ProcessExecutor, RayExecutor, DaskExecutor
+
+    m.sweep(train, grid, executor=ProcessExecutor(workers=4, gpus=[0, 1]))
+    m.sweep(train, grid, executor=RayExecutor(address="auto", num_gpus=0.5, max_retries=2))
+    m.sweep(train, grid, executor="dask", workers=4)        # a private dask LocalCluster
+
+- ``"sequential"``: :class:`SequentialExecutor`, this process
+- ``"processes"``: :class:`ProcessExecutor`, local worker processes
+- ``"ray"``: :class:`RayExecutor`, actors on a Ray cluster
+- ``"dask"``: :class:`DaskExecutor`, tasks on a Dask cluster (Slurm, PBS, SGE, LSF through
+  dask-jobqueue; Kubernetes through dask-kubernetes)
 - in-memory workers for fast tests: :class:`~runmanager.executors.memory.InMemoryExecutor`
+
+The classes are imported when first used, so ``import runmanager.executors`` imports
+neither Ray, Dask nor TensorFlow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from runmanager.events import EpochEnded, Status
-from runmanager.naming import params_of
+from runmanager.executors.base import EXECUTORS, Executor, SweepContext, Task
 
-if TYPE_CHECKING:
-    from runmanager.checkpoints import CheckpointSettings, ResumePoint
-    from runmanager.recorder import Recorder
-    from runmanager.search import Search
+__all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ProcessExecutor", "RayExecutor", "SequentialExecutor",
+           "SweepContext", "Task"]
 
-__all__ = ["EXECUTORS", "Executor", "SweepContext", "Task"]
-
-#: The executors ``sweep(executor=...)`` knows by name.
-EXECUTORS = ("sequential", "processes", "ray")
+# Where each executor class lives; imported on first use.
+_CLASSES = {
+    "SequentialExecutor": "runmanager.executors.sequential",
+    "ProcessExecutor": "runmanager.executors.processes",
+    "RayExecutor": "runmanager.executors.ray_actors",
+    "DaskExecutor": "runmanager.executors.dask_workers",
+}
 
 
-@dataclass(frozen=True)
-class Task:
-    """One run to carry out: its number in the sweep, its ``Run`` namedtuple, its seed, and the
-    checkpoint it goes on from (None: from its first epoch)."""
+def __getattr__(name: str) -> Any:
+    module = _CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runmanager.executors' has no attribute {name!r}")
+    import importlib
 
-    number: int
-    run: Any
-    seed: int | None = None
-    resume: ResumePoint | None = None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return params_of(self.run)
-
-    def message(self) -> tuple[int, dict[str, Any], int | None, ResumePoint | None]:
-        """The task as a worker gets it: the params as a dict, since a ``Run`` namedtuple class
-        made at run time cannot be pickled by reference (the worker makes its own)."""
-        return self.number, self.params, self.seed, self.resume
-
-
-@dataclass
-class SweepContext:
-    """What an executor gets from the sweep it carries out.
-
-    ``manager`` is the user's RunManager (workers get a copy of it, so its subclass hooks run
-    beside the model); ``recorder`` is where the driver records every event that reaches it;
-    ``judge`` is the pruner's verdict on an epoch (None: no pruning; it may raise
-    :class:`~runmanager.errors.MissingMetricError`, which fails the run); ``max_retries`` is how
-    many times a run whose worker died runs again; ``checkpoints`` are the sweep's checkpoint
-    settings (None: off) and ``resume_point(number)`` where a retried run goes on from.
-    """
-
-    manager: Any
-    recorder: Recorder | None  # None in a worker: its manager's copy forwards the events
-    train: Callable[..., Any]
-    search: Search | None = None
-    judge: Callable[[EpochEnded], bool] | None = None
-    max_retries: int = 1
-    checkpoints: CheckpointSettings | None = None
-    resume_point: Callable[[int], ResumePoint | None] = lambda number: None
-
-
-class Executor:
-    """Carries out tasks, at most :attr:`capacity` at once.
-
-    The sweep calls :meth:`open` once, then :meth:`submit` while :meth:`running`
-    is below :attr:`capacity`, and :meth:`wait` for tasks to end; on Ctrl-C or a
-    stopped sweep it calls :meth:`abort`, and always :meth:`close`.
-
-    Examples:
-        class Inline(Executor):              # the whole contract, in a few lines
-            def submit(self, task):
-                self.done = [(task, run_task(self.context, task))]
-            def running(self):
-                return len(self.done)
-            def wait(self):
-                done, self.done = self.done, []
-                return done
-    """
-
-    capacity: int = 1
-
-    def open(self, context: SweepContext) -> None:
-        """Get ready to carry out the runs of the sweep ``context`` describes: start workers,
-        and reject what cannot work before any run starts."""
-        self.context = context
-
-    def submit(self, task: Task) -> None:
-        """Start ``task``; the sweep calls it only while :meth:`running` is below :attr:`capacity`."""
-        raise NotImplementedError
-
-    def running(self) -> int:
-        """How many submitted tasks have not been returned by :meth:`wait` yet."""
-        raise NotImplementedError
-
-    def wait(self) -> list[tuple[Task, Status]]:
-        """Block until at least one task ended, or a short poll interval passed; return the
-        tasks that ended with their status. Their events have reached the manager."""
-        raise NotImplementedError
-
-    def abort(self, reason: str) -> None:
-        """Stop every running task at once and record it ``interrupted`` with ``reason``."""
-
-    def close(self) -> None:
-        """Stop workers and release what :meth:`open` took; called once, also after :meth:`abort`."""
-
+    return getattr(importlib.import_module(module), name)

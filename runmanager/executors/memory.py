@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from runmanager.events import EpochEnded
-from runmanager.executors import Task
+from runmanager.executors.base import Task
 from runmanager.executors.pool import Pool, PoolExecutor, Slot
 
 __all__ = ["InMemoryExecutor", "MemoryPool"]
@@ -99,14 +99,16 @@ class InMemoryExecutor(PoolExecutor):
             from the list of in-flight tasks (oldest first) to the position of the one.
         die_after_first_epoch: run numbers whose worker dies after their first epoch.
         max_runs_per_worker: recycle a worker after this many runs.
+        max_retries: run a run whose worker died again this many times.
 
     Examples:
         m.sweep(train, grid, executor=InMemoryExecutor(workers=3, order="lifo"))
     """
 
     def __init__(self, workers: int = 2, *, order: str | Callable[[Sequence[Task]], int] = "fifo",
-                 die_after_first_epoch: Sequence[int] = (), max_runs_per_worker: int = 100) -> None:
-        super().__init__(workers, max_runs_per_worker=max_runs_per_worker)
+                 die_after_first_epoch: Sequence[int] = (), max_runs_per_worker: int = 100,
+                 max_retries: int = 1) -> None:
+        super().__init__(workers, max_runs_per_worker=max_runs_per_worker, max_retries=max_retries)
         self.order = order
         self.die_after_first_epoch = frozenset(die_after_first_epoch)
         self._memory_pool: MemoryPool | None = None

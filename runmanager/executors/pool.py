@@ -35,7 +35,7 @@ from runmanager.errors import (
     missing_extra,
 )
 from runmanager.events import EpochEnded, RunStarted, Status
-from runmanager.executors import Executor, SweepContext, Task
+from runmanager.executors.base import Executor, SweepContext, Task, check_count, check_max_retries
 
 __all__ = ["Pool", "PoolExecutor", "Slot", "check_picklable", "worker_payload"]
 
@@ -156,9 +156,11 @@ class PoolExecutor(Executor):
     Subclasses make the pool in :meth:`make_pool`.
     """
 
-    def __init__(self, workers: int, *, max_runs_per_worker: int) -> None:
+    def __init__(self, workers: int, *, max_runs_per_worker: int = 100, max_retries: int = 1) -> None:
         self.capacity = workers
-        self.max_runs_per_worker = max_runs_per_worker
+        self.max_runs_per_worker = check_count("max_runs_per_worker", max_runs_per_worker, 1,
+                                               "runs before a worker is replaced, so memory stays flat")
+        self.max_retries = check_max_retries(max_retries)
         self.slots: list[Slot] = []
         self.pool: Pool | None = None
         self._retries: list[Task] = []  # runs whose worker died, waiting for a free worker

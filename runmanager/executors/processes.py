@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from runmanager.errors import InvalidArgumentTypeError
-from runmanager.executors import SweepContext, Task
+from runmanager.executors.base import SweepContext, Task, check_workers
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, check_picklable
 
 __all__ = ["ProcessExecutor", "ProcessPool", "check_spawnable", "main_is_importable", "visible_gpus"]
@@ -229,17 +229,36 @@ def _process_main(*args: Any) -> None:
 
 
 class ProcessExecutor(PoolExecutor):
-    """``executor="processes"``: ``workers`` local processes, by default one per visible GPU,
-    else one per CPU core; each sees only its own GPU (``gpus``).
+    """Runs on ``workers`` local worker processes (``spawn``), each importing the Keras backend
+    once and running many runs; ``executor="processes"`` is its shorthand.
+
+    Args:
+        workers: runs at once; default: one per visible GPU, else one per CPU core.
+        gpus: GPU ids, one per worker in turn, each worker seeing only its own
+            (``CUDA_VISIBLE_DEVICES``, set before the backend loads); default: every visible
+            GPU; ``[]`` hides them. More workers than GPUs share them, growing their memory.
+        max_runs_per_worker: replace a worker after this many runs, so memory stays flat.
+        max_retries: run a run whose worker died (a crash, a kill, out of memory) or was
+            stopped by SIGTERM again, from its last checkpoint where it has one, up to this
+            many times; then it is recorded ``interrupted``.
+
+    Raises:
+        InvalidArgumentError: an option out of its range (the message says which).
 
     Examples:
-        m.sweep(train, grid, executor="processes", workers=2)
+        m.sweep(train, grid, executor=ProcessExecutor(workers=4, gpus=[0, 1]))
     """
 
-    def __init__(self, workers: int | None, *, max_runs_per_worker: int, gpus: list[Any] | None) -> None:
+    def __init__(self, workers: int | None = None, *, gpus: list[Any] | None = None, max_runs_per_worker: int = 100,
+                 max_retries: int = 1) -> None:
+        workers = check_workers(workers)
+        if gpus is not None and not (isinstance(gpus, (list, tuple)) and all(isinstance(g, (int, str)) for g in gpus)):
+            raise InvalidArgumentTypeError(
+                f"gpus must be None (use every visible GPU) or a list of GPU ids such as [0, 1], got {gpus!r}."
+            )
         self.gpus = (visible_gpus() or None) if gpus is None else [str(g) for g in gpus]
         count = workers or (len(self.gpus) if self.gpus else os.cpu_count() or 1)
-        super().__init__(count, max_runs_per_worker=max_runs_per_worker)
+        super().__init__(count, max_runs_per_worker=max_runs_per_worker, max_retries=max_retries)
 
     def payload(self, context: SweepContext) -> bytes:
         check_spawnable(context.train, context.manager)

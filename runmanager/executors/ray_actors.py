@@ -1,6 +1,6 @@
 """Long-lived actors on a Ray cluster, each importing the Keras backend once and running many runs.
 
-Where the actors run depends on ``ray_address``:
+Where the actors run depends on ``RayExecutor(address=...)``:
 
 - ``None``: join the running Ray cluster that ``ray start`` recorded on this machine (or that
   ``RAY_ADDRESS`` names) when it answers, else start a private local Ray for the sweep; an
@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, missing_extra
-from runmanager.executors import SweepContext, Task
+from runmanager.executors.base import SweepContext, Task, check_workers
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, worker_content, worker_payload
 from runmanager.executors.processes import POLL_SECONDS
-from runmanager.executors.shipping import Shipment, main_script, plan_shipment
+from runmanager.executors.shipping import Shipment, check_runtime_env, main_script, plan_shipment
 
 __all__ = ["RayConnection", "RayExecutor", "RayPool", "check_ray_address", "connect_ray"]
 
@@ -65,23 +65,23 @@ def _host_port(address: str) -> tuple[str, int] | None:
 
 
 def check_ray_address(address: Any) -> None:
-    """Reject a ``ray_address`` that can name no cluster, before anything starts.
+    """Reject a Ray ``address`` that can name no cluster, before anything starts.
 
     Examples:
         >>> check_ray_address("10.0.0.5:6379")
         >>> check_ray_address("10.0.0.5")
         Traceback (most recent call last):
         ...
-        runmanager.errors.InvalidArgumentError: ray_address='10.0.0.5' is not a Ray address...
+        runmanager.errors.InvalidArgumentError: address='10.0.0.5' is not a Ray address...
     """
     if address is None:
         return
     if not isinstance(address, str):
-        raise InvalidArgumentTypeError(f"ray_address must be None or a str, got {address!r}.")
+        raise InvalidArgumentTypeError(f"address must be None or a str (the Ray cluster to join), got {address!r}.")
     if address in ("local", "auto") or "://" in address or _host_port(address) is not None:
         return
     raise InvalidArgumentError(
-        f"ray_address={address!r} is not a Ray address. Pass None (join the Ray cluster running on "
+        f"address={address!r} is not a Ray address. Pass None (join the Ray cluster running on "
         "this machine, else start a private one), 'local' (always a private Ray), 'auto' (join the "
         "running cluster) or the cluster's head address with its port, such as '10.0.0.5:6379'."
     )
@@ -222,7 +222,7 @@ def _join(ray: Any, address: str, shown: str, otherwise: str, runtime_env: dict[
         cause = _root_cause(exc)
         if "could not find any running ray" in cause.lower():
             raise SweepError(
-                "ray_address='auto' found no running Ray cluster on this machine. "
+                "address='auto' found no running Ray cluster on this machine. "
                 f"{_START.capitalize()}, pass the address of a running cluster, or {otherwise}."
             ) from exc
         auth = (" If the cluster uses token authentication, set RAY_AUTH_MODE=token and give this "
@@ -246,7 +246,7 @@ def _start_local(ray: Any, workers: int, num_cpus: float, runtime_env: dict[str,
         raise SweepError(
             f"Could not start a local Ray for the sweep: {_root_cause(exc).rstrip('.')}. Check the free "
             f"space of {os.path.dirname(logs)} and /dev/shm and the Ray logs in {logs}, or "
-            f"{_START} and join it with ray_address='auto'."
+            f"{_START} and join it with address='auto'."
         ) from exc
     return cpus
 
@@ -254,7 +254,7 @@ def _start_local(ray: Any, workers: int, num_cpus: float, runtime_env: dict[str,
 def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus: float, num_gpus: float,
                 default_workers: int, runtime_env: dict[str, Any] | None = None,
                 shipment: Shipment | None = None) -> RayConnection:
-    """Join or start Ray for a sweep as ``ray_address`` says (see the module's docstring).
+    """Join or start Ray for a sweep as ``address`` says (see the module's docstring).
 
     ``workers=None`` takes ``default_workers`` on a private Ray, and as many as fit on a
     joined cluster. A private Ray gets the user's ``runtime_env``; a joined cluster gets the
@@ -264,12 +264,12 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
         connection = connect_ray(ray, "10.0.0.5:6379", 2, num_cpus=1, num_gpus=0, default_workers=2)
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    private = "pass ray_address='local' for a private Ray on this machine"
+    private = "pass address='local' for a private Ray on this machine"
     if ray.is_initialized():  # the user's own ray.init(): use it, never end it
         where = _where(ray, "the current cluster")
         count, busy = _fit(ray, f"The Ray cluster at {where}", workers, num_cpus, num_gpus,
                            fix=", or add nodes to the cluster")
-        ignored = (f"; ray_address={address!r} is not used: call ray.shutdown() first to change it"
+        ignored = (f"; address={address!r} is not used: call ray.shutdown() first to change it"
                    if address not in (None, "auto") else "")
         return RayConnection(False, count, f"ray: using the Ray this process is connected to at {where} "
                                            f"({count} workers){busy}{ignored}")
@@ -296,9 +296,9 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
         reason = _unreachable(recorded) if recorded else None
         if reason is not None:
             raise SweepError(
-                f"ray_address='auto' found the cluster address {recorded} in {source}, but that cluster "
+                f"address='auto' found the cluster address {recorded} in {source}, but that cluster "
                 f"is gone ({reason}). "
-                f"{_START.capitalize()}, pass the address of a running cluster, or pass ray_address=None "
+                f"{_START.capitalize()}, pass the address of a running cluster, or pass address=None "
                 "(or 'local') for a private Ray."
             )
         join, shown = "auto", recorded or "auto"
@@ -306,9 +306,9 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
         reason = _unreachable(address)
         if reason is not None:
             raise SweepError(
-                f"No Ray cluster answers at ray_address={address!r} ({reason}). Check the address and "
+                f"No Ray cluster answers at address={address!r} ({reason}). Check the address and "
                 f"that the cluster runs (`ray status` on its head), {_START}, or pass "
-                "ray_address=None (or 'local') for a private Ray."
+                "address=None (or 'local') for a private Ray."
             )
         join, shown = address, address
 
@@ -317,7 +317,7 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
         cpus = _start_local(ray, count, num_cpus, runtime_env)
         try:  # the CPUs were sized to the sweep; GPUs are the machine's (fewer workers by default)
             fitted, _ = _fit(ray, "This machine", workers, num_cpus, num_gpus,
-                             fix=", or join a cluster that has them with ray_address")
+                             fix=", or join a cluster that has them with address")
         except BaseException:
             ray.shutdown()
             raise
@@ -326,7 +326,7 @@ def connect_ray(ray: Any, address: str | None, workers: int | None, *, num_cpus:
                                           f"for this sweep{stale}")
     shipped = shipment.runtime_env if shipment is not None else runtime_env
     _join(ray, join, shown, private if address is None else
-          "pass ray_address=None (or 'local') for a private Ray", shipped)
+          "pass address=None (or 'local') for a private Ray", shipped)
     where = _where(ray, shown)
     try:
         count, busy = _fit(ray, f"The Ray cluster at {where}", workers, num_cpus, num_gpus,
@@ -449,21 +449,46 @@ class RayPool(Pool):
 
 
 class RayExecutor(PoolExecutor):
-    """``executor="ray"``: ``workers`` long-lived actors on the Ray cluster ``address`` names, or
-    on a private local Ray started for the sweep (see the module's docstring);
-    ``num_cpus``/``num_gpus`` per actor (a fraction of a GPU packs several runs on one);
-    ``runtime_env``: the user's Ray runtime environment (pip packages, env vars), to which the
-    driver's code is added on a joined cluster.
+    """Runs on long-lived Ray actors, on the Ray cluster ``address`` names or on a private local
+    Ray started for the sweep (see the module's docstring); ``executor="ray"`` is its shorthand.
+
+    Args:
+        address: the cluster to join: None (the running one, else a private local Ray),
+            ``"auto"``, ``"local"``, or the head's ``host:port``.
+        workers: runs at once; default: as many as the cluster's CPUs hold at ``num_cpus`` each.
+        num_cpus: Ray CPUs per worker (per concurrent run).
+        num_gpus: Ray GPUs per worker; a fraction such as 0.5 packs that many runs on one GPU
+            (their backend then grows its GPU memory as needed instead of taking it all).
+        runtime_env: the user's Ray runtime environment (pip packages, env vars), to which the
+            driver's code is added on a joined cluster.
+        max_runs_per_worker: replace an actor after this many runs, so memory stays flat.
+        max_retries: run a run whose actor or node died, or whose worker was stopped by
+            SIGTERM, again on the workers left, from its last checkpoint where it has one, up
+            to this many times; then it is recorded ``interrupted``.
+
+    Raises:
+        InvalidArgumentError: an option out of its range (the message says which).
 
     Examples:
-        m.sweep(train, grid, executor="ray", workers=2)
+        m.sweep(train, grid, executor=RayExecutor(address="auto", num_gpus=0.5, max_retries=2))
     """
 
-    def __init__(self, workers: int | None, *, max_runs_per_worker: int, address: str | None,
-                 num_cpus: float, num_gpus: float, runtime_env: dict[str, Any] | None = None) -> None:
+    def __init__(self, address: str | None = None, *, workers: int | None = None, num_cpus: float = 1,
+                 num_gpus: float = 0, runtime_env: dict[str, Any] | None = None, max_runs_per_worker: int = 100,
+                 max_retries: int = 1) -> None:
         check_ray_address(address)
+        workers = check_workers(workers)
+        for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise InvalidArgumentError(f"{name} must be a non-negative number, got {value!r}.")
+            if value > 1 and value != int(value):  # Ray's rule for resources
+                raise InvalidArgumentError(
+                    f"{name}={value!r}: a Ray resource above 1 must be a whole number; pass {int(value)} or "
+                    f"{int(value) + 1}, or a fraction below 1 to share one {name[4:].upper()} between runs."
+                )
+        check_runtime_env(runtime_env)
         count = workers or max(1, int((os.cpu_count() or 1) // max(num_cpus, 1)))
-        super().__init__(count, max_runs_per_worker=max_runs_per_worker)
+        super().__init__(count, max_runs_per_worker=max_runs_per_worker, max_retries=max_retries)
         self.workers = workers
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
         self.runtime_env = runtime_env
@@ -510,7 +535,7 @@ class RayExecutor(PoolExecutor):
         if not connection.owns and set(shipment.runtime_env) - set(self.runtime_env or {}):
             self.context.recorder.note("ray: the driver's code is not shipped to a Ray that this process joined itself; "
                               "on nodes without the driver's files, pass runtime_env={'working_dir': ...} to "
-                              "ray.init, or let the sweep join the cluster (ray_address)")
+                              "ray.init, or let the sweep join the cluster (address)")
         return RayPool(payload, self.capacity, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                        main_path=main_script(), owns_ray=connection.owns, sys_path=[p for p in sys.path if p],
                        actor_env=actor_env)

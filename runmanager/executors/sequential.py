@@ -11,7 +11,7 @@ from typing import Any
 from runmanager.checkpoints import Checkpoint, restore, takes_checkpoint
 from runmanager.errors import CheckpointError, LogDirWriteError
 from runmanager.events import Status
-from runmanager.executors import Executor, SweepContext, Task
+from runmanager.executors.base import Executor, SweepContext, Task
 from runmanager.handle import RunHandle
 from runmanager.signals import exception_text, interrupt_reason
 
