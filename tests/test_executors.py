@@ -315,7 +315,7 @@ def test_old_sweep_keywords_still_work_for_one_release_with_a_deprecation_warnin
         m.sweep(training.train, {"units": [2, 3, 4]}, executor="processes", workers=1, max_runs_per_worker=2)
     pids = load_results(tmp_path).groupby("run")["pid"].first().tolist()
     assert pids[0] == pids[1] != pids[2]  # the option still took effect
-    with pytest.warns(DeprecationWarning, match=r"executor=RayExecutor\(\.\.\., max_retries=2\) .*; "
+    with pytest.warns(DeprecationWarning, match=r"executor=ProcessExecutor\(\.\.\., max_retries=2\) .*; "
                                                 r"executor='sequential' does not use it"):
         RunManager(tmp_path / "b", verbose=0).sweep(training.train, {"units": [2]}, max_retries=2)
 
