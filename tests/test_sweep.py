@@ -291,7 +291,7 @@ def test_sweeping_into_a_used_log_dir_without_resume_is_refused(tmp_path):
          r"must be one NumPy takes \(0 to 2\*\*32 - 1\), so give a seed from 0 to 4294967294 \(2\*\*32 - 2\), "
          r"e.g. seed=0\.$"),
         ({"max_consecutive_failures": -1}, InvalidArgumentError, r"max_consecutive_failures must be"),
-        ({"workers": 0}, InvalidArgumentError, r"workers must be a positive int"),
+        ({"workers": 0}, InvalidArgumentError, r"workers must be an int of at least 1 \(runs at once\), got 0"),
         ({"params": {"units": 4}}, TypeError, r"wrapped in a list: units=\[4\]"),
     ],
 )
