@@ -114,6 +114,26 @@ def test_a_folder_that_holds_a_compile_cache_but_no_journal_is_refused(jax_sweep
         RunManager(tmp_path, verbose=0).begin_run({"units": 4})
 
 
+def test_ray_actors_that_imported_jax_before_the_payload_share_the_cache_through_jax_config(tmp_path):
+    run_script(tmp_path, """
+        import sys
+        import training
+        from runmanager.executors import RayExecutor
+
+        if __name__ == "__main__":
+            training.CompileCacheManager(sys.argv[1], verbose=0).sweep(
+                training.train_in_turn, {"units": [8], "turn": [1, 2]}, executor=RayExecutor("local", workers=2))
+    """, str(tmp_path / "sweep"), env={"RAY_USAGE_STATS_ENABLED": "0"})
+    first = first_epochs(load_results(tmp_path / "sweep"))
+    folder = str(tmp_path / "sweep" / "compile_cache")
+    assert first.loc[1, "pid"] != first.loc[2, "pid"]
+    # The actors imported Keras, and JAX with it, before they read the sweep's folder: it came
+    # through jax.config, not the environment.
+    assert first["cache_env"].tolist() == ["unset", "unset"] and first["cache_dir"].tolist() == [folder, folder]
+    assert first.loc[1, "cache_misses"] > 0 and first.loc[2, "cache_hits"] == first.loc[1, "cache_misses"]
+    assert first.loc[2, "cache_misses"] == 0
+
+
 def test_a_cache_folder_in_the_environment_is_used_instead_of_the_log_dirs(tmp_path):
     mine = tmp_path / "my-cache"
     run_script(tmp_path, """
