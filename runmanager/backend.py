@@ -10,6 +10,7 @@ notice. Set ``RUNMANAGER_BACKEND_NOTICES=1`` (``runmanager --verbose``) to see t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["describe", "import_keras", "quiet_stderr"]
+__all__ = ["backend_name", "describe", "import_keras", "quiet_stderr"]
 
 #: Environment variable that shows the backend's start-up notices again.
 SHOW_NOTICES = "RUNMANAGER_BACKEND_NOTICES"
@@ -69,6 +70,33 @@ def import_keras() -> Any:
         with quiet_stderr():
             import keras
     return keras
+
+
+def backend_name() -> str:
+    """The name of the Keras backend of this process (``"tensorflow"``, ``"jax"``, ``"torch"``),
+    without importing Keras: the imported Keras's, else what Keras would choose on import
+    (``KERAS_BACKEND``, else the ``backend`` of its ``keras.json``, else TensorFlow).
+
+    Examples:
+        >>> backend_name() in ("tensorflow", "jax", "torch", "numpy", "openvino")
+        True
+    """
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend"):
+        return str(keras.backend.backend())
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME")
+    if home is None:  # where Keras itself looks
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    try:
+        with open(os.path.join(os.path.expanduser(home), "keras.json"), encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        return "tensorflow"
+    backend = config.get("backend") if isinstance(config, dict) else None
+    return backend if isinstance(backend, str) and backend else "tensorflow"
 
 
 def describe() -> dict[str, str] | None:

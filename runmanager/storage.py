@@ -12,7 +12,8 @@ A ``log_dir`` holds:
   whenever that is cheap next to the run (see :mod:`runmanager.sinks.exports`),
   and always at the end of a sweep and on close.
 - ``report.html`` (``runmanager report``), ``tensorboard/`` and ``checkpoints/``
-  where those are asked for.
+  where those are asked for, and ``compile_cache/``, the XLA compilation cache that
+  the processes of a sweep on Keras's JAX backend share (see :mod:`runmanager.compile_cache`).
 
 A writer never replaces such files unless they came from runmanager (the folder
 has a journal) or ``overwrite=True`` says so. A reader shows a run the journal
@@ -42,6 +43,7 @@ from runmanager.results import Results, fold, union
 __all__ = [
     "ABANDONED",
     "CHECKPOINTS_DIR",
+    "COMPILE_CACHE_DIR",
     "EXPORT_NAMES",
     "JOURNAL_NAME",
     "OUTPUT_DIRS",
@@ -84,8 +86,10 @@ EXPORT_NAMES = (
 TENSORBOARD_DIR = "tensorboard"
 #: The runs' saved models inside a log_dir.
 CHECKPOINTS_DIR = "checkpoints"
+#: The persistent XLA compilation cache of a sweep on Keras's JAX backend, inside its log_dir.
+COMPILE_CACHE_DIR = "compile_cache"
 #: The folders a sweep writes in its log_dir.
-OUTPUT_DIRS = (TENSORBOARD_DIR, CHECKPOINTS_DIR)
+OUTPUT_DIRS = (TENSORBOARD_DIR, CHECKPOINTS_DIR, COMPILE_CACHE_DIR)
 #: The error of a run the journal leaves ``running`` when no process holds the log_dir any more.
 ABANDONED = "the process writing this run ended without finishing it"
 

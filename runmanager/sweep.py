@@ -25,6 +25,7 @@ from runmanager.checkpoints import (
     resume_point,
     takes_checkpoint,
 )
+from runmanager.compile_cache import CompileCache
 from runmanager.errors import (
     ColumnClashError,
     InvalidArgumentError,
@@ -329,12 +330,18 @@ class Sweep:
                                       metric=settings.metric, metric_mode=settings.metric_mode)
             recorder.keeper = keeper
             keeper.start(self.results, recorder.record)
+        # One XLA compilation cache for every process of the sweep (JAX backend only), this one
+        # included while the sweep runs: a model shape is compiled once per sweep.
+        cache = CompileCache.for_sweep(self.manager.log_dir)
         context = SweepContext(self.manager, recorder, self.train, self.search,
                                judge=None if self.pruner is None else self.judge, max_retries=executor.max_retries,
-                               checkpoints=settings, resume_point=self.resume_point)
+                               checkpoints=settings, resume_point=self.resume_point,
+                               compile_cache=None if cache is None else cache.folder)
         self.reason = "finished"
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         try:
+            if cache is not None:
+                cache.open()
             executor.open(context)
             recorder.sweep_started(SweepStarted(tuple(self.search.fields), total=self.search.total,
                                                 workers=executor.capacity, metric=self.metric, mode=self.mode),
@@ -366,7 +373,11 @@ class Sweep:
                 self.tally.count(record.status if record is not None else Status.INTERRUPTED)
             raise
         finally:
-            executor.close()
+            try:
+                executor.close()
+            finally:
+                if cache is not None:
+                    cache.close()
             recorder.sweep_ended(SweepEnded(dict(self.tally.counts), self.reason))
         return self.tally.counts
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from runmanager.backend import import_keras
+from runmanager.compile_cache import use_compile_cache
 from runmanager.errors import MissingMetricError
 from runmanager.events import EpochEnded, Event, Status
 from runmanager.executors.base import SweepContext, Task
@@ -28,19 +29,26 @@ if TYPE_CHECKING:
 __all__ = ["RunActor", "WorkerSetup", "adopt_main", "configure_environment", "process_main"]
 
 
-def configure_environment(threads: int | None, gpu: str | None, share_gpu: bool = False) -> None:
-    """Thread counts and GPU visibility for this process; must run before TensorFlow is imported.
+def configure_environment(threads: int | None, gpu: str | None, share_gpu: bool = False,
+                          compile_cache: str | None = None) -> None:
+    """Thread counts, GPU visibility and JAX's compilation cache for this process; must run
+    before the Keras backend is imported.
 
     Args:
         threads: intra-op threads, so that N workers do not oversubscribe the cores.
         gpu: the GPU ids this worker may see (``"0"``, ``""`` for none); ``None`` leaves them as they are.
-        share_gpu: other workers use the same GPU: TensorFlow grows its GPU memory as needed
-            (``TF_FORCE_GPU_ALLOW_GROWTH``) and JAX does not preallocate it, instead of each
-            taking the whole GPU. A value the user set is kept.
+        share_gpu: other workers (or the driver) use the same GPU: TensorFlow grows its GPU memory
+            as needed (``TF_FORCE_GPU_ALLOW_GROWTH``) and JAX does not preallocate it
+            (``XLA_PYTHON_CLIENT_PREALLOCATE``), instead of each taking the whole GPU. A value
+            the user set is kept.
+        compile_cache: the sweep's XLA compilation cache folder (JAX backend), shared by its
+            workers; None: none.
 
     Examples:
         configure_environment(threads=1, gpu="0", share_gpu=True)
     """
+    if compile_cache is not None:
+        use_compile_cache(compile_cache)
     if share_gpu:
         os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -63,12 +71,14 @@ class WorkerSetup:
                  receive: Callable[[], bool | str] | None = None) -> None:
         from runmanager.sinks.forward import ForwardSink
 
-        manager, train, fields, pruning, checkpoints = pickle.loads(payload)
+        manager, train, fields, pruning, checkpoints, compile_cache = pickle.loads(payload)
+        if compile_cache is not None:  # a Ray actor or a Dask worker may have imported JAX already
+            use_compile_cache(compile_cache)
         manager.add_sink(ForwardSink(send))
         self.run_type = collections.namedtuple("Run", fields)  # type: ignore[misc]
         self.receive = receive if pruning else None
         self.context = SweepContext(manager, None, train, judge=self.judge if pruning else None,
-                                    checkpoints=checkpoints)
+                                    checkpoints=checkpoints, compile_cache=compile_cache)
 
     @property
     def manager(self) -> Any:
@@ -89,7 +99,8 @@ class WorkerSetup:
 
 
 def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: bytes,
-                 threads: int | None, gpu: str | None, share_gpu: bool = False) -> None:
+                 threads: int | None, gpu: str | None, share_gpu: bool = False,
+                 compile_cache: str | None = None) -> None:
     """The loop of a local worker process: take (number, params) tasks until ``None``; report
     through ``events``, the sending end of this worker's own pipe to the driver.
 
@@ -100,7 +111,7 @@ def process_main(slot: int, generation: int, tasks: Any, events: Any, payload: b
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     install_in_worker()
     try:
-        configure_environment(threads, gpu, share_gpu)
+        configure_environment(threads, gpu, share_gpu, compile_cache)
         import_keras()
         setup = WorkerSetup(payload, lambda event: events.send(("event", slot, generation, event)),
                             lambda: tasks.get()[1])  # the driver's verdicts come on the task queue

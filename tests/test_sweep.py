@@ -297,14 +297,15 @@ def test_sweeping_into_a_used_log_dir_without_resume_is_refused(tmp_path):
 )
 def test_bad_sweep_arguments_fail_before_any_run(tmp_path, kwargs, error, match):
     sweep(tmp_path, {"units": [4]})
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    # Every file, in the folders too (on JAX the sweep left its compilation cache there).
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     recorder = Recorder()
     args = {"train": recorder, "params": GRID, "resume": True, **kwargs}
     m = RunManager(tmp_path, verbose=0)
     with pytest.raises(error, match=match):
         m.sweep(args.pop("train"), args.pop("params"), **args)
     assert recorder.runs == []
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
 def test_log_dir_that_cannot_be_created_is_refused():

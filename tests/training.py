@@ -264,3 +264,79 @@ class _Fresh:
 
 
 _FRESH = _Fresh()
+
+
+# --------------------------------------------------------------------------------------
+# Keras on JAX: what a worker's XLA compilation cache did
+# --------------------------------------------------------------------------------------
+_COMPILES: dict[str, int] = {}
+
+
+def count_compiles() -> dict[str, int]:
+    """How many of this process's XLA compiles so far were persistent-cache hits and misses,
+    from JAX's own monitoring events; the counting starts at the first call."""
+    if not _COMPILES:
+        import jax
+
+        _COMPILES.update(hits=0, misses=0)
+        names = {"/jax/compilation_cache/cache_hits": "hits", "/jax/compilation_cache/cache_misses": "misses"}
+
+        def listen(event, **kwargs):
+            if event in names:
+                _COMPILES[names[event]] += 1
+
+        jax.monitoring.register_event_listener(listen)
+    return _COMPILES
+
+
+def cache_files(folder) -> int:
+    """The entries of a JAX compilation cache folder (0 when it does not exist)."""
+    return len([name for name in os.listdir(folder) if not name.startswith(".")]) if os.path.isdir(folder) else 0
+
+
+def train_in_turn(run, callbacks):
+    """``train`` on JAX, counting compiles; a run with ``turn`` > 1 starts only after the run of the
+    turn before it has ended (a file in ``RM_TEST_MARKERS``), so a second worker compiles a shape
+    after the first one did. Each run leaves the number of cache entries there once it ends."""
+    import jax
+
+    count_compiles()
+    markers = os.environ["RM_TEST_MARKERS"]
+    deadline = time.monotonic() + 180
+    while run.turn > 1 and not os.path.exists(os.path.join(markers, str(run.turn - 1))):
+        assert time.monotonic() < deadline, f"turn {run.turn - 1} never ended"
+        time.sleep(0.05)
+    train(run, callbacks)
+    with open(os.path.join(markers, str(run.turn)), "w", encoding="utf-8") as handle:
+        handle.write(str(cache_files(jax.config.jax_compilation_cache_dir or "")))
+
+
+class CompileCacheManager(RunManager):
+    """Records beside every epoch what the worker's JAX was told and did: its process, the cache
+    folder in its environment and in its JAX, whether it may preallocate GPU memory, and its
+    compiles so far that were cache hits and misses."""
+
+    def extra_columns(self):
+        import jax
+
+        counts = count_compiles()
+        return {
+            "pid": os.getpid(),
+            "cache_env": os.environ.get("JAX_COMPILATION_CACHE_DIR", "unset"),
+            "cache_dir": jax.config.jax_compilation_cache_dir or "unset",
+            "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "unset"),
+            "cache_hits": counts["hits"],
+            "cache_misses": counts["misses"],
+        }
+
+
+class WorkerEnvironmentManager(RunManager):
+    """Records, beside every epoch, the compilation cache and GPU memory settings in the worker's
+    environment, on any backend."""
+
+    def extra_columns(self):
+        return {
+            "pid": os.getpid(),
+            "cache_env": os.environ.get("JAX_COMPILATION_CACHE_DIR", "unset"),
+            "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "unset"),
+        }

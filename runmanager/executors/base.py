@@ -78,7 +78,9 @@ class SweepContext:
     ``judge`` is the pruner's verdict on an epoch (None: no pruning; it may raise
     :class:`~runmanager.errors.MissingMetricError`, which fails the run); ``max_retries`` is how
     many times a run whose worker died runs again; ``checkpoints`` are the sweep's checkpoint
-    settings (None: off) and ``resume_point(number)`` where a retried run goes on from.
+    settings (None: off) and ``resume_point(number)`` where a retried run goes on from;
+    ``compile_cache`` is the XLA compilation cache folder every worker of a sweep on Keras's JAX
+    backend uses (None: another backend), so a model shape is compiled once per sweep.
     """
 
     manager: Any
@@ -89,6 +91,7 @@ class SweepContext:
     max_retries: int = 1
     checkpoints: CheckpointSettings | None = None
     resume_point: Callable[[int], ResumePoint | None] = lambda number: None
+    compile_cache: str | None = None
 
 
 class Executor:

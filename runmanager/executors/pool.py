@@ -113,10 +113,11 @@ def check_picklable(train: Any, manager: Any) -> None:
 
 def worker_content(context: SweepContext) -> tuple[Any, ...]:
     """What every worker starts from: a copy of the manager, ``train``, the run fields, whether to
-    wait for the driver's verdict after every epoch (pruning), and the checkpoint settings."""
+    wait for the driver's verdict after every epoch (pruning), the checkpoint settings, and the
+    XLA compilation cache folder (None: not on JAX)."""
     assert context.search is not None
     return (context.manager, context.train, tuple(context.search.fields), context.judge is not None,
-            context.checkpoints)
+            context.checkpoints, context.compile_cache)
 
 
 def worker_payload(context: SweepContext, *, by_value: bool, always_by_value: bool = False) -> bytes:

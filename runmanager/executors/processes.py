@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from runmanager.compile_cache import driver_holds_gpu
 from runmanager.errors import InvalidArgumentTypeError
 from runmanager.executors.base import SweepContext, Task, check_workers
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, check_picklable
@@ -122,15 +123,18 @@ class ProcessPool(Pool):
     ends, or holds half a message, which the driver reads as its death.
     """
 
-    def __init__(self, payload: bytes, workers: int, gpus: list[str] | None) -> None:
+    def __init__(self, payload: bytes, workers: int, gpus: list[str] | None, *,
+                 compile_cache: str | None = None) -> None:
         import multiprocessing
 
         self._context = multiprocessing.get_context("spawn")
         self._payload = payload
         self._threads = max(1, (os.cpu_count() or 1) // workers)
         self._gpus = gpus
-        # More workers than GPUs: each GPU is shared, so TensorFlow must not take all its memory.
-        self._share_gpu = bool(gpus) and workers > len(gpus)
+        # More workers than GPUs, or a driver that holds a GPU through JAX already: each GPU is
+        # shared, so no worker may take all its memory.
+        self._share_gpu = (bool(gpus) and workers > len(gpus)) or (gpus != [] and driver_holds_gpu())
+        self._compile_cache = compile_cache
         self._ready: set[tuple[int, int]] = set()  # (slot, generation) of the workers that started
 
     def start(self, slot: Slot) -> None:
@@ -140,7 +144,8 @@ class ProcessPool(Pool):
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_process_main,
-            args=(slot.index, slot.generation, tasks, sender, self._payload, self._threads, gpu, self._share_gpu),
+            args=(slot.index, slot.generation, tasks, sender, self._payload, self._threads, gpu, self._share_gpu,
+                  self._compile_cache),
             name=f"runmanager-worker-{slot.index}",
             daemon=True,
         )
@@ -265,4 +270,4 @@ class ProcessExecutor(PoolExecutor):
         return super().payload(context)
 
     def make_pool(self, payload: bytes) -> Pool:
-        return ProcessPool(payload, self.capacity, self.gpus)
+        return ProcessPool(payload, self.capacity, self.gpus, compile_cache=self.context.compile_cache)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runmanager.compile_cache import driver_holds_gpu
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, missing_extra
 from runmanager.executors.base import SweepContext, Task, check_workers
 from runmanager.executors.pool import Pool, PoolExecutor, Slot, worker_content, worker_payload
@@ -386,7 +387,9 @@ class RayPool(Pool):
         self._main_path = main_path
         self._sys_path = sys_path
         self._threads = max(1, int(num_cpus))
-        self._share_gpu = 0 < num_gpus < 1  # several actors on one GPU: TensorFlow must not take it all
+        # Several actors on one GPU, or a driver that holds a GPU through JAX already: no actor may
+        # take a whole GPU's memory.
+        self._share_gpu = 0 < num_gpus < 1 or (num_gpus > 0 and driver_holds_gpu())
         self._needs = {"CPU": num_cpus, "GPU": num_gpus}
         self._refs: dict[int, Any] = {}
 
