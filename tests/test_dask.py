@@ -92,17 +92,17 @@ def train_paused(run, callbacks):
 
 
 class KillWorker(Sink):
-    """In the driver: SIGKILL the worker process that runs ``run`` when its epoch ``epoch`` arrives
-    (its pid is in the row's extra column), once."""
+    """In the driver: send ``signum`` to the worker process that runs ``run`` when its epoch
+    ``epoch`` arrives (its pid is in the row's extra column), once."""
 
-    def __init__(self, run: int, epoch: int) -> None:
-        self.run, self.epoch = run, epoch
+    def __init__(self, run: int, epoch: int, signum: int = signal.SIGKILL) -> None:
+        self.run, self.epoch, self.signum = run, epoch, signum
         self.killed: int | None = None
 
     def on_epoch_end(self, event, record):
         if (event.run, event.epoch) == (self.run, self.epoch) and self.killed is None:
             self.killed = event.extras["pid"]
-            os.kill(self.killed, signal.SIGKILL)
+            os.kill(self.killed, self.signum)
 
 
 class CtrlC(Sink):
@@ -151,9 +151,11 @@ def test_a_users_client_is_left_running_and_workers_caps_the_runs_at_once(tmp_pa
     assert client.submit(operator.add, 2, 2).result(timeout=30) == 4
 
 
-@pytest.mark.parametrize("max_retries", [2, 0])
-def test_a_run_whose_worker_is_killed_runs_again_within_max_retries(tmp_path, client, capsys, max_retries):
-    killer = KillWorker(run=2, epoch=2)
+@pytest.mark.parametrize(("signum", "max_retries"), [(signal.SIGKILL, 2), (signal.SIGKILL, 0), (signal.SIGTERM, 2)],
+                         ids=["SIGKILL", "SIGKILL-no-retries", "SIGTERM"])
+def test_a_run_whose_worker_is_killed_runs_again_within_max_retries(tmp_path, client, capsys, signum, max_retries):
+    """SIGKILL as out of memory does it; SIGTERM as a batch scheduler preempts a job."""
+    killer = KillWorker(run=2, epoch=2, signum=signum)
     m = training.WorkerInfoManager(tmp_path, verbose=1, sinks=[killer])
     summary = m.sweep(train_paused, {"units": [4, 8, 16], "num_epochs": [8], "pause": [0.1]},
                       executor=DaskExecutor(client, max_retries=max_retries), max_consecutive_failures=0)
