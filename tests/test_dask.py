@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 
+import dask
 import pandas as pd
 import psutil
 import pytest
@@ -176,6 +177,29 @@ def test_a_run_whose_worker_is_killed_runs_again_within_max_retries(tmp_path, cl
         assert 2 <= summary["epochs"][1] < 8 and starts(tmp_path, 2) == 1
         assert not retried
     assert client.submit(operator.add, 1, 2).result(timeout=60) == 3  # the cluster replaced its worker
+
+
+def test_a_run_dask_gave_up_on_is_submitted_again_by_the_sweep(tmp_path, capsys):
+    """With allowed-failures=0 the scheduler gives up on a task at its worker's first death
+    (KilledWorker): the sweep submits it again, within max_retries."""
+    before = dict(os.environ)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    os.environ.clear()
+    os.environ.update(before)
+    try:
+        with Client(cluster) as own:
+            m = training.WorkerInfoManager(tmp_path, verbose=1, sinks=[KillWorker(run=1, epoch=2)])
+            summary = m.sweep(train_paused, {"units": [4], "num_epochs": [6], "pause": [0.1]},
+                              executor=DaskExecutor(own, max_retries=1))
+    finally:
+        cluster.close()
+        os.environ.clear()
+        os.environ.update(before)
+    assert summary["status"].tolist() == ["completed"] and starts(tmp_path, 1) == 2
+    assert load_results(tmp_path)["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    out = capsys.readouterr().out
+    assert out.count("run 1: ") == 1 and "; running it again (retry 1 of 1)" in out
 
 
 def test_ctrl_c_cancels_the_tasks_records_their_runs_interrupted_and_frees_the_workers(tmp_path, client):
