@@ -8,6 +8,7 @@ import json
 import operator
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,10 @@ from runmanager.sinks import Sink
 GRID = {"units": [4, 8], "learning_rate": [0.05, 0.1]}
 WORKER_COLUMNS = ["pid", "cuda", "threads"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: A user's LocalCluster: two single-threaded worker processes, no dashboard (and its HTTP server
+#: on a free port).
+CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+           "scheduler_kwargs": {"dashboard_address": ":0"}}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,7 @@ def client():
     """A user's cluster, shared by the tests of this module: two single-threaded worker processes.
     (Starting it sets OMP_NUM_THREADS=1 and more in this process: they are put back.)"""
     before = dict(os.environ)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(**CLUSTER)
     os.environ.clear()
     os.environ.update(before)
     client = Client(cluster)
@@ -184,7 +189,7 @@ def test_a_run_dask_gave_up_on_is_submitted_again_by_the_sweep(tmp_path, capsys)
     (KilledWorker): the sweep submits it again, within max_retries."""
     before = dict(os.environ)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(**CLUSTER)
     os.environ.clear()
     os.environ.update(before)
     try:
@@ -274,55 +279,62 @@ SCRIPT = textwrap.dedent(
     from runmanager.executors import DaskExecutor
 
 
-    def train(run, callbacks):  # in the driver's script: the workers import it from its path
-        training.train(run, callbacks)
+    def train(run, callbacks, checkpoint):  # in the driver's script: the workers import it from its path
+        training.train_resumable(run, callbacks, checkpoint)
 
 
     if __name__ == "__main__":
         with Client(sys.argv[1]) as client:
-            RunManager(sys.argv[2], verbose=1).sweep(train, {"units": [4, 8]}, executor=DaskExecutor(client),
-                                                     checkpoint=True)
+            RunManager(sys.argv[2], verbose=1).sweep(train, {"units": [4, 8], "num_epochs": [6]},
+                                                     executor=DaskExecutor(client), checkpoint=True)
     """
 )
 
 
-def test_workers_started_apart_from_the_driver_import_its_script_and_folders(tmp_path):
-    """A scheduler and a worker started on their own (as dask-jobqueue starts them in batch jobs),
-    which know neither the driver's script nor the tests' folder: they import the script from its
-    path and find its modules in the driver's folders, on a file system they share."""
+def test_a_worker_started_apart_imports_the_drivers_script_and_sends_checkpoints_it_cannot_write(tmp_path):
+    """A scheduler and a worker started on their own, as dask-jobqueue starts them in batch jobs.
+    The worker knows neither the driver's script nor the tests' folder, and runs in a mount
+    namespace where the log_dir's folder is an empty tmpfs: it imports the script from its path,
+    finds `training` in the driver's folders, sends its checkpoints' bytes to the driver, and,
+    killed mid-run, its run goes on from its checkpoint, whose bytes the driver sends back."""
+    if shutil.which("unshare") is None:
+        pytest.fail("this test needs unshare (util-linux) and the right to mount (root)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_", "OPENBLAS_"))}
     env["PYTHONPATH"] = REPO  # runmanager alone: the folder of `training` reaches them from the driver
-    elsewhere = tmp_path / "elsewhere"
+    starts = tmp_path / "starts.txt"
+    worker_env = {**env, "RM_TEST_STARTS": str(starts), "RM_TEST_KILL_AT": "4"}
+    elsewhere, logs = tmp_path / "elsewhere", tmp_path / "logs"
     elsewhere.mkdir()
+    logs.mkdir()
     address_file = tmp_path / "scheduler.json"
     processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                    "--port", "0", "--no-dashboard", "--scheduler-file", str(address_file)],
                                   cwd=elsewhere, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)]
+    worker_log = tmp_path / "worker.log"
     try:
         deadline = time.monotonic() + 60
         while not address_file.exists():
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, "the scheduler did not start"
             time.sleep(0.1)
         time.sleep(0.2)
         address = json.loads(address_file.read_text())["address"]
-        processes.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                           "--nthreads", "1", "--no-dashboard"], cwd=elsewhere, env=env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          start_new_session=True))
+        worker = " ".join(f"'{part}'" for part in [sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                                   "--nthreads", "1", "--no-dashboard"])
+        with open(worker_log, "wb") as log:
+            processes.append(subprocess.Popen(["unshare", "-m", "sh", "-c",
+                                               f"mount -t tmpfs tmpfs '{logs}' && exec {worker}"],
+                                              cwd=elsewhere, env=worker_env, stdout=log, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
         with Client(address) as probe:
             probe.wait_for_workers(1, timeout=60)
         script = tmp_path / "driver" / "sweep.py"
         script.parent.mkdir()
         script.write_text(SCRIPT)
         driver_env = {**env, "PYTHONPATH": os.pathsep.join([REPO, os.path.dirname(training.__file__)])}
-        done = subprocess.run([sys.executable, str(script), address, str(tmp_path / "log")], cwd=script.parent,
+        done = subprocess.run([sys.executable, str(script), address, str(logs / "log")], cwd=script.parent,
                               env=driver_env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert f"dask: using the cluster at {address} (1 worker; 1 runs at once)" in done.stdout
-        summary = load_summary(tmp_path / "log")
-        assert summary["status"].tolist() == ["completed", "completed"]
-        assert (tmp_path / "log" / "checkpoints" / "0002" / "best.keras").exists()
+        assert done.returncode == 0, done.stderr[-3000:] + worker_log.read_text(errors="replace")[-3000:]
     finally:
         for process in reversed(processes):
             os.killpg(process.pid, signal.SIGTERM)
@@ -331,6 +343,16 @@ def test_workers_started_apart_from_the_driver_import_its_script_and_folders(tmp
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+    assert f"dask: using the cluster at {address} (1 worker; 1 runs at once)" in done.stdout
+    assert re.search(r"run 2: its Dask worker tcp://\S+ died or left the cluster; running it again from its "
+                     r"checkpoint after epoch 4 \(retry 1 of 2\)", done.stdout)
+    summary = load_summary(logs / "log")
+    assert summary["status"].tolist() == ["completed", "completed"]
+    assert sorted(starts.read_text().splitlines()) == ["4 0 False", "8 0 False", "8 4 True"]
+    results = load_results(logs / "log")
+    assert results.groupby("run")["epoch"].apply(list).tolist() == [[1, 2, 3, 4, 5, 6]] * 2
+    assert sorted(str(path.relative_to(logs / "log")) for path in (logs / "log").rglob("*.keras")) == [
+        "checkpoints/0001/best.keras", "checkpoints/0002/best.keras"]  # written by the driver alone
 
 
 @pytest.mark.parametrize(("make", "error", "match"), [

@@ -304,8 +304,11 @@ class DaskExecutor(Executor):
         sets them again)."""
         before = dict(os.environ)
         try:
+            # No dashboard, and its HTTP server (health checks) on a free port, not on 8787, which
+            # another cluster may hold.
             self._cluster = distributed.LocalCluster(n_workers=self.capacity, threads_per_worker=1, processes=True,
-                                                     dashboard_address=None)
+                                                     dashboard_address=None,
+                                                     scheduler_kwargs={"dashboard_address": ":0"})
             self._client = distributed.Client(self._cluster)
         except BaseException:
             self._close_private()
