@@ -48,10 +48,11 @@ CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboar
 
 @pytest.fixture(scope="module")
 def client():
-    """A user's cluster, shared by the tests of this module: two single-threaded worker processes.
-    (Starting it sets OMP_NUM_THREADS=1 and more in this process: they are put back.)"""
+    """A user's cluster, shared by the tests of this module: two single-threaded worker processes,
+    each offering a resource GPU=1 (as `dask worker --resources GPU=1` would; Dask's resources are
+    labels). Starting it sets OMP_NUM_THREADS=1 and more in this process: they are put back."""
     before = dict(os.environ)
-    cluster = LocalCluster(**CLUSTER)
+    cluster = LocalCluster(**CLUSTER, resources={"GPU": 1})
     os.environ.clear()
     os.environ.update(before)
     client = Client(cluster)
@@ -230,10 +231,11 @@ def test_a_pruner_in_the_driver_stops_runs_on_dask_workers_as_worked_by_hand(tmp
     assert load_results(tmp_path).groupby("run").size().tolist() == test_pruning.ASHA_EPOCHS
 
 
-def test_repeats_and_an_optuna_search_run_on_dask(tmp_path, client):
+def test_repeats_and_an_optuna_search_run_on_dask_with_resources(tmp_path, client):
     summary = RunManager(tmp_path / "repeats", verbose=0).sweep(
-        training.train, {"units": [4, 8]}, executor=DaskExecutor(client), repeats=2, seed=0)
+        training.train, {"units": [4, 8]}, executor=DaskExecutor(client, resources={"GPU": 1}), repeats=2, seed=0)
     assert summary["repeat"].tolist() == [1, 2, 1, 2] and (summary["status"] == "completed").all()
+    assert next(event for event in journal(tmp_path / "repeats") if event["type"] == "sweep")["workers"] == 2
     assert summary["val_loss"][0] != summary["val_loss"][1]  # repeats are seeded apart
     search = OptunaSearch({"units": [4, 8, 16], "learning_rate": [0.01, 0.05, 0.1]}, 4, metric="val_loss", seed=0)
     summary = RunManager(tmp_path / "optuna", verbose=0).sweep(training.train, search, executor=DaskExecutor(client))
@@ -343,7 +345,7 @@ def test_a_worker_started_apart_imports_the_drivers_script_and_sends_checkpoints
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-    assert f"dask: using the cluster at {address} (1 worker; 1 runs at once)" in done.stdout
+    assert f"dask: using the cluster at {address} (1 worker; 1 run at once)" in done.stdout
     assert re.search(r"run 2: its Dask worker tcp://\S+ died or left the cluster; running it again from its "
                      r"checkpoint after epoch 4 \(retry 1 of 2\)", done.stdout)
     summary = load_summary(logs / "log")
@@ -375,8 +377,8 @@ def test_bad_options_are_refused_when_the_executor_is_made(make, error, match):
 def test_resources_no_worker_offers_are_refused_before_any_run(tmp_path, client):
     m = RunManager(tmp_path, verbose=0)
     with pytest.raises(InvalidArgumentError, match=r"No worker of the Dask cluster at tcp://\S+ offers "
-                                                   r"resources=\{'GPU': 1\} \(they offer no resources\)"):
-        m.sweep(training.train, {"units": [4]}, executor=DaskExecutor(client, resources={"GPU": 1}))
+                                                   r"resources=\{'GPU': 2\} \(they offer GPU=1\)"):
+        m.sweep(training.train, {"units": [4]}, executor=DaskExecutor(client, resources={"GPU": 2}))
     assert not [event for event in journal(tmp_path) if event["type"] == "run_start"]
 
 

@@ -279,7 +279,8 @@ class DaskExecutor(Executor):
             needs = f" offering {self.resources}" if self.resources else ""
             later = "; runs wait for workers to join" if not count else ""
             context.recorder.note(f"dask: using the cluster at {self._client.scheduler.address} ({count} "
-                                  f"worker{'' if count == 1 else 's'}{needs}; {self.capacity} runs at once){later}")
+                                  f"worker{'' if count == 1 else 's'}{needs}; {self.capacity} "
+                                  f"run{'' if self.capacity == 1 else 's'} at once){later}")
 
     def _make_payload(self, context: SweepContext) -> bytes:
         """The workers' payload: by reference where pickle can (a module the workers import, the
