@@ -6,7 +6,7 @@ each in a fresh Python process, timed as a whole process (imports included). Pea
 memory is the largest total RSS of the process and all its children, sampled every
 50 ms. Ratios are against a hand-written ``itertools.product`` loop measured in the
 same invocation. A second table runs a 24-run sweep (the grid x 3 repeats) to compare
-``processes(2)`` and ``ray(2)`` with ``sequential``.
+``processes(2)``, ``dask(2)`` (a private Dask ``LocalCluster``) and ``ray(2)`` with ``sequential``.
 
 The row "ray(2), two-node cluster" joins a local cluster started before it is timed, as a
 user's cluster would be: a head without CPUs and one worker node with 2 CPUs, which (where
@@ -15,8 +15,8 @@ this folder, so the driver's code reaches it only by being shipped.
 
     python benchmarks/bench_executors.py [--epochs 20] [--only NAME ...] [--no-repeats]
 
-The peers need ``pip install optuna keras-tuner "ray[tune]"``; a missing one is
-reported and left out.
+The peers need ``pip install optuna keras-tuner "ray[tune]"``, and dask(2)
+``pip install "dask[distributed]"``; a missing one is reported and left out.
 """
 
 from __future__ import annotations
@@ -92,12 +92,15 @@ def hand_loop(folder: str) -> None:
     pd.DataFrame(rows).to_csv(os.path.join(folder, "results.csv"), index=False)
 
 
-def runmanager_sweep(folder: str, executor: str, address: str | None = None) -> None:
+def runmanager_sweep(folder: str, executor: str) -> None:
     from runmanager import RunManager
+    from runmanager.executors import RayExecutor
 
     m = RunManager(os.path.join(folder, "sweep"), verbose=0)
-    summary = m.sweep(train, grid(), executor=executor, workers=None if executor == "sequential" else 2,
-                      ray_address=address or os.environ.get("BENCH_RAY_ADDRESS"))
+    if executor == "ray":
+        summary = m.sweep(train, grid(), executor=RayExecutor(os.environ.get("BENCH_RAY_ADDRESS"), workers=2))
+    else:
+        summary = m.sweep(train, grid(), executor=executor, workers=None if executor == "sequential" else 2)
     assert (summary["status"] == "completed").all(), summary
 
 
@@ -233,13 +236,14 @@ VARIANTS = {
     "runmanager sequential": functools.partial(runmanager_sweep, executor="sequential"),
     "runmanager processes(2)": functools.partial(runmanager_sweep, executor="processes"),
     "runmanager ray(2)": functools.partial(runmanager_sweep, executor="ray"),
+    "runmanager dask(2)": functools.partial(runmanager_sweep, executor="dask"),
     CLUSTER: functools.partial(runmanager_sweep, executor="ray"),
     "Optuna GridSampler": optuna_grid,
     "KerasTuner GridSearch": keras_tuner_grid,
     "Ray Tune grid_search (2 at once)": ray_tune_grid,
 }
 PEERS = {"Optuna GridSampler": "optuna", "KerasTuner GridSearch": "keras_tuner",
-         "Ray Tune grid_search (2 at once)": "ray.tune"}
+         "Ray Tune grid_search (2 at once)": "ray.tune", "runmanager dask(2)": "distributed"}
 
 
 # --------------------------------------------------------------------------------------
@@ -324,7 +328,8 @@ def main() -> None:
     if args.no_repeats:
         return
     print("24 runs (the grid x 3 repeats)", file=sys.stderr)
-    second = table(["runmanager sequential", "runmanager processes(2)", "runmanager ray(2)"], args.epochs, 3)
+    second = table(["runmanager sequential", "runmanager processes(2)", "runmanager dask(2)", "runmanager ray(2)"],
+                   args.epochs, 3)
     print(f"\n24 runs x {args.epochs} epochs: the parallel executors against sequential\n")
     print(tabulate([[r[0], r[1], f"{float(second[0][1]) / float(r[1]):.2f}x faster", r[3]] for r in second],
                    headers=["variant", "wall s", "speed-up vs sequential", "peak MiB"]))

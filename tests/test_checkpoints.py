@@ -206,7 +206,7 @@ def test_a_train_without_the_third_parameter_still_keeps_models_but_restarts_fro
     assert summary["checkpoint"].tolist() == [checkpoint_file(1, "best")]
 
 
-@pytest.mark.parametrize("executor", ["processes", pytest.param("ray", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("executor", ["processes", "dask", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_worker_killed_mid_run_is_retried_from_its_checkpoint(tmp_path, monkeypatch, executor):
     starts = tmp_path / "starts.txt"
     monkeypatch.setenv("RM_TEST_STARTS", str(starts))

@@ -25,7 +25,8 @@ import dataclasses
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runmanager.errors import (
     InvalidArgumentTypeError,
@@ -37,7 +38,11 @@ from runmanager.errors import (
 from runmanager.events import EpochEnded, RunStarted, Status
 from runmanager.executors.base import Executor, SweepContext, Task, check_count, check_max_retries
 
-__all__ = ["Pool", "PoolExecutor", "Slot", "check_picklable", "worker_payload"]
+if TYPE_CHECKING:
+    from runmanager.checkpoints import CheckpointSettings, ResumePoint
+
+__all__ = ["CANNOT_START_FIX", "Pool", "PoolExecutor", "Slot", "cannot_start", "check_picklable", "retry_note",
+           "verdict", "with_checkpoint_bytes", "worker_content", "worker_payload"]
 
 
 @dataclass
@@ -120,10 +125,11 @@ def worker_content(context: SweepContext) -> tuple[Any, ...]:
             context.checkpoints, context.compile_cache)
 
 
-def worker_payload(context: SweepContext, *, by_value: bool, always_by_value: bool = False) -> bytes:
-    """:func:`worker_content` pickled. With ``by_value`` (Ray), what pickle cannot send by
-    reference (a closure) is sent by value with Ray's cloudpickle; ``always_by_value`` sends it
-    so whatever pickle can do.
+def worker_payload(context: SweepContext, *, by_value: bool, always_by_value: bool = False,
+                   cloudpickle: Any = None) -> bytes:
+    """:func:`worker_content` pickled. With ``by_value`` (Ray, Dask), what pickle cannot send by
+    reference (a closure) is sent by value with ``cloudpickle`` (default: Ray's copy of it);
+    ``always_by_value`` sends it so whatever pickle can do.
     """
     content = worker_content(context)
     try:
@@ -133,11 +139,67 @@ def worker_payload(context: SweepContext, *, by_value: bool, always_by_value: bo
     except Exception:  # noqa: BLE001 - a closure: only cloudpickle can send it
         if not by_value:
             raise
-        try:
-            from ray import cloudpickle
-        except ImportError:
-            raise missing_extra("ray", "ray", 'executor="ray"') from None
+        if cloudpickle is None:
+            try:
+                from ray import cloudpickle
+            except ImportError:
+                raise missing_extra("ray", "ray", 'executor="ray"') from None
         return cloudpickle.dumps(content)
+
+
+def verdict(context: SweepContext, event: EpochEnded) -> bool | str:
+    """The pruner's answer for a worker waiting after ``event``: stop (True) or go on (False), or
+    why the run must fail (a message)."""
+    assert context.judge is not None
+    try:
+        return context.judge(event)
+    except MissingMetricError as exc:
+        return str(exc)
+
+
+def with_checkpoint_bytes(resume: ResumePoint | None, settings: CheckpointSettings | None) -> ResumePoint | None:
+    """``resume`` carrying its checkpoint file's bytes, for a worker that may not see the log_dir
+    (a node of a cluster); None when the file is gone (the run then starts afresh)."""
+    if resume is None or resume.data is not None or settings is None or not settings.log_dir:
+        return resume
+    try:
+        return resume.with_data(Path(settings.log_dir))
+    except OSError:
+        return None
+
+
+def retry_note(number: int, reason: str, resume: Any, retry: int, max_retries: int) -> str:
+    """The line that says run ``number`` runs again (``retry`` of ``max_retries``), and from where.
+
+    Examples:
+        >>> retry_note(2, "worker process exited with code 3", None, 1, 2)
+        'run 2: worker process exited with code 3; running it again (retry 1 of 2)'
+    """
+    where = f" from its checkpoint after epoch {resume.epoch}" if resume is not None else ""
+    return f"run {number}: {reason}; running it again{where} (retry {retry} of {max_retries})"
+
+
+#: What a worker that cannot start usually lacks, in the words of the executors whose workers are
+#: new Python processes (a Dask cluster adds how its workers get the code).
+CANNOT_START_FIX = ("Workers load train and the RunManager by module and name, as a new Python process would: "
+                    "check that their module imports without error there (python -c \"import your_module\"), "
+                    'or pass executor="sequential".')
+
+
+def cannot_start(recorder: Any, lost: list[tuple[Task, bool]], error: str, fix: str = CANNOT_START_FIX) -> SweepError:
+    """A worker could not start, so no run can: record the runs given out (``lost``: each task and
+    whether its start was recorded) ``interrupted``, and return the error that stops the sweep,
+    with the worker's own error text (its last line first, then all of it)."""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    summary = lines[-1].strip() if lines else "no error text"
+    for task, started in lost:
+        with contextlib.suppress(LogDirWriteError):  # recorded where the journal can still take it
+            recorder.lost(task.number, task.run, f"its worker could not start: {summary}", started=started)
+    message = (f"A worker could not start, so no run of this sweep can: {summary}. {fix} The runs given to "
+               "workers are recorded interrupted; resume=True runs them once this is fixed.")
+    if len(lines) > 1:
+        message += "\n\nThe worker's error:\n" + error.rstrip()
+    return SweepError(message)
 
 
 def _workers(count: int) -> str:
@@ -229,7 +291,7 @@ class PoolExecutor(Executor):
                 slot.started = slot.started or isinstance(payload, RunStarted)
                 self.context.recorder.record(payload)
                 if self.context.judge is not None and isinstance(payload, EpochEnded):
-                    self.pool.answer(slot, self._verdict(payload))
+                    self.pool.answer(slot, verdict(self.context, payload))
             return None
         if kind == "broken":
             raise self._cannot_start(payload)
@@ -275,17 +337,13 @@ class PoolExecutor(Executor):
             return False
         self._attempts[task.number] = attempts + 1
         resume = self.context.resume_point(task.number) if slot.started else task.resume
-        where = f" from its checkpoint after epoch {resume.epoch}" if resume is not None else ""
-        self.context.recorder.note(f"run {task.number}: {reason}; running it again{where} "
-                                   f"(retry {attempts + 1} of {self.context.max_retries})")
+        self.context.recorder.note(retry_note(task.number, reason, resume, attempts + 1, self.context.max_retries))
         self._retries.append(dataclasses.replace(task, resume=resume))
         return True
 
     def _cannot_start(self, error: str) -> SweepError:
         """A worker could not start: record the runs given out ``interrupted`` (none of them ran),
         and the error that stops the sweep, with the worker's own error text."""
-        lines = [line for line in error.strip().splitlines() if line.strip()]
-        summary = lines[-1].strip() if lines else "no error text"
         lost = [(slot.task, slot.started) for slot in self.slots if slot.task is not None]
         recorder = self.context.recorder
         lost += [(task, recorder.run(task.number) is not None) for task in self._retries]
@@ -295,17 +353,7 @@ class PoolExecutor(Executor):
             slot.task = None
             if slot.handle is not None:  # the others would fail the same way, after a slow start
                 self.pool.kill(slot)
-        for task, started in lost:
-            with contextlib.suppress(LogDirWriteError):
-                recorder.lost(task.number, task.run, f"its worker could not start: {summary}", started=started)
-        message = (f"A worker could not start, so no run of this sweep can: {summary}. Workers load train "
-                   "and the RunManager by module and name, as a new Python process would: check that "
-                   "their module imports without error there (python -c \"import your_module\"), or pass "
-                   'executor="sequential". The runs given to workers are recorded interrupted; resume=True '
-                   "runs them once this is fixed.")
-        if len(lines) > 1:
-            message += "\n\nThe worker's error:\n" + error.rstrip()
-        return SweepError(message)
+        return cannot_start(recorder, lost, error)
 
     def _replace(self, slot: Slot, reason: str) -> None:
         """A new worker for ``slot``, whose worker died; or, where the pool has no room for one
@@ -321,14 +369,6 @@ class PoolExecutor(Executor):
         if self.capacity == 0:
             raise SweepError(f"Every worker of the sweep is gone, the last with: {reason}. Check the cluster "
                              "(`ray status`) and resume the sweep with resume=True.")
-
-    def _verdict(self, event: EpochEnded) -> bool | str:
-        """The pruner's answer for a worker: stop or go on, or why the run must fail."""
-        assert self.context.judge is not None
-        try:
-            return self.context.judge(event)
-        except MissingMetricError as exc:
-            return str(exc)
 
     def abort(self, reason: str) -> None:
         """Kill the workers that are running a task and record their runs interrupted (and the

@@ -26,13 +26,19 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from runmanager.compile_cache import driver_holds_gpu
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, SweepError, missing_extra
 from runmanager.executors.base import SweepContext, Task, check_workers
-from runmanager.executors.pool import Pool, PoolExecutor, Slot, worker_content, worker_payload
+from runmanager.executors.pool import (
+    Pool,
+    PoolExecutor,
+    Slot,
+    with_checkpoint_bytes,
+    worker_content,
+    worker_payload,
+)
 from runmanager.executors.processes import POLL_SECONDS
 from runmanager.executors.shipping import Shipment, check_runtime_env, main_script, plan_shipment
 
@@ -508,13 +514,8 @@ class RayExecutor(PoolExecutor):
 
     def outgoing(self, task: Task) -> Task:
         # A node of the cluster may not see the log_dir: the checkpoint travels with the task.
-        settings = self.context.checkpoints
-        if task.resume is not None and task.resume.data is None and settings is not None and settings.log_dir:
-            try:
-                return dataclasses.replace(task, resume=task.resume.with_data(Path(settings.log_dir)))
-            except OSError:
-                return dataclasses.replace(task, resume=None)  # gone: the run starts afresh
-        return task
+        resume = with_checkpoint_bytes(task.resume, self.context.checkpoints)
+        return task if resume is task.resume else dataclasses.replace(task, resume=resume)
 
     def make_pool(self, payload: bytes) -> Pool:
         try:

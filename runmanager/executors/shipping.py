@@ -34,7 +34,7 @@ from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError
 
 _MAIN = frozenset({"__main__", "__mp_main__"})
 
-__all__ = ["Shipment", "check_runtime_env", "main_script", "plan_shipment", "referenced_modules"]
+__all__ = ["Shipment", "check_runtime_env", "main_script", "own_paths", "plan_shipment", "referenced_modules"]
 
 
 def main_script() -> str | None:
@@ -96,6 +96,22 @@ def _installed(top: str, path: str | None) -> bool:
     if top in sys.builtin_module_names or top in sys.stdlib_module_names or top in _distributions():
         return True
     return path is not None and os.path.abspath(path).startswith(_installed_roots())
+
+
+def own_paths() -> list[str]:
+    """The folders of this process's ``sys.path`` that hold its own code (the script's folder, the
+    working directory, ``PYTHONPATH`` entries), not installed packages or the standard library.
+
+    Examples:
+        >>> all(os.path.isabs(path) for path in own_paths())
+        True
+    """
+    paths: list[str] = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or os.getcwd())  # "" is the working directory
+        if os.path.isdir(path) and not (path + os.sep).startswith(_installed_roots()) and path not in paths:
+            paths.append(path)
+    return paths
 
 
 def referenced_modules(content: Any, *, by_value: bool = False) -> set[str]:
