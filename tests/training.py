@@ -340,3 +340,10 @@ class WorkerEnvironmentManager(RunManager):
             "cache_env": os.environ.get("JAX_COMPILATION_CACHE_DIR", "unset"),
             "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "unset"),
         }
+
+
+class SlurmJobManager(RunManager):
+    """A RunManager subclass recording the Slurm job that ran each epoch (empty outside Slurm)."""
+
+    def extra_columns(self):
+        return {"slurm_job": os.environ.get("SLURM_JOB_ID", "")}
