@@ -8,6 +8,10 @@ memory is the largest total RSS of the process and all its children, sampled eve
 same invocation. A second table runs a 24-run sweep (the grid x 3 repeats) to compare
 ``processes(2)``, ``dask(2)`` (a private Dask ``LocalCluster``) and ``ray(2)`` with ``sequential``.
 
+The row "dask(2), two Slurm jobs" starts a one-node Slurm cluster (the tests' own) before it is
+timed, then, inside the timing, two Dask workers as Slurm jobs through dask-jobqueue's
+``SLURMCluster``, as a user's driver script would; it is left out where Slurm cannot run.
+
 The row "ray(2), two-node cluster" joins a local cluster started before it is timed, as a
 user's cluster would be: a head without CPUs and one worker node with 2 CPUs, which (where
 ``unshare -m`` is allowed) runs in a mount namespace of its own with an empty tmpfs over
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -94,10 +99,24 @@ def hand_loop(folder: str) -> None:
 
 def runmanager_sweep(folder: str, executor: str) -> None:
     from runmanager import RunManager
-    from runmanager.executors import RayExecutor
+    from runmanager.executors import DaskExecutor, RayExecutor
 
     m = RunManager(os.path.join(folder, "sweep"), verbose=0)
-    if executor == "ray":
+    if executor == "slurm":  # two Dask workers as Slurm jobs, their start inside the timing
+        from dask.distributed import Client
+        from dask_jobqueue import SLURMCluster
+
+        cluster = SLURMCluster(cores=1, processes=1, memory="2GB", walltime="01:00:00", queue="debug",
+                               interface="lo", log_directory=os.path.join(folder, "dask-logs"))
+        cluster.scale(jobs=2)
+        client = Client(cluster)
+        client.wait_for_workers(2, timeout=300)
+        try:
+            summary = m.sweep(train, grid(), executor=DaskExecutor(client))
+        finally:
+            client.close()
+            cluster.close()
+    elif executor == "ray":
         summary = m.sweep(train, grid(), executor=RayExecutor(os.environ.get("BENCH_RAY_ADDRESS"), workers=2))
     else:
         summary = m.sweep(train, grid(), executor=executor, workers=None if executor == "sequential" else 2)
@@ -231,6 +250,7 @@ def ray_tune_grid(folder: str) -> None:
 
 
 CLUSTER = "runmanager ray(2), two-node cluster"
+SLURM = "runmanager dask(2), two Slurm jobs"
 VARIANTS = {
     "hand loop (baseline)": hand_loop,
     "runmanager sequential": functools.partial(runmanager_sweep, executor="sequential"),
@@ -238,26 +258,31 @@ VARIANTS = {
     "runmanager ray(2)": functools.partial(runmanager_sweep, executor="ray"),
     "runmanager dask(2)": functools.partial(runmanager_sweep, executor="dask"),
     CLUSTER: functools.partial(runmanager_sweep, executor="ray"),
+    SLURM: functools.partial(runmanager_sweep, executor="slurm"),
     "Optuna GridSampler": optuna_grid,
     "KerasTuner GridSearch": keras_tuner_grid,
     "Ray Tune grid_search (2 at once)": ray_tune_grid,
 }
 PEERS = {"Optuna GridSampler": "optuna", "KerasTuner GridSearch": "keras_tuner",
-         "Ray Tune grid_search (2 at once)": "ray.tune", "runmanager dask(2)": "distributed"}
+         "Ray Tune grid_search (2 at once)": "ray.tune", "runmanager dask(2)": "distributed",
+         SLURM: "dask_jobqueue"}
 
 
 # --------------------------------------------------------------------------------------
 # Measuring
 # --------------------------------------------------------------------------------------
-def measure(name: str, epochs: int, repeats: int, cluster: LocalCluster | None = None) -> tuple[float, float]:
+def measure(name: str, epochs: int, repeats: int, cluster: Any = None) -> tuple[float, float]:
     """Run one variant in a fresh process; return (wall seconds, peak MiB of its process tree;
-    the cluster's own daemons, started before, are not counted)."""
+    the cluster's own daemons, started before, are not counted: a Slurm job is slurmd's child, so
+    the Slurm row's peak is the driver's alone)."""
     import psutil
 
     env = {**os.environ, "BENCH_EPOCHS": str(epochs), "BENCH_REPEATS": str(repeats)}
     if name == CLUSTER:
         assert cluster is not None
         env.update(BENCH_RAY_ADDRESS=cluster.address, RAY_TMPDIR=cluster.root, RAY_AUTH_MODE="disabled")
+    if name == SLURM:
+        env.update(cluster.env)
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile("w+") as log:
         start = time.perf_counter()
         process = subprocess.Popen([sys.executable, __file__, "--variant", name, "--folder", folder], env=env,
@@ -278,6 +303,21 @@ def measure(name: str, epochs: int, repeats: int, cluster: LocalCluster | None =
     return wall, peak
 
 
+def _slurm() -> Any:
+    """A one-node Slurm cluster to start (the tests' own, tests/slurm.py), or None where there is
+    no Slurm (said on stderr)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from slurm import ensure_installed, slurm_cluster
+
+    missing = ensure_installed()
+    if missing is not None:
+        print(f"skipping {SLURM}: {missing}", file=sys.stderr)
+        return None
+    from pathlib import Path
+
+    return slurm_cluster(Path(tempfile.mkdtemp(prefix="rmbench-slurm-")))
+
+
 def table(names: list[str], epochs: int, repeats: int) -> list[list[str]]:
     from importlib.util import find_spec
 
@@ -287,7 +327,13 @@ def table(names: list[str], epochs: int, repeats: int) -> list[list[str]]:
         if module and find_spec(module.split(".")[0]) is None:
             print(f"skipping {name}: {module} is not installed", file=sys.stderr)
             continue
-        if name == CLUSTER:
+        if name == SLURM:
+            slurm = _slurm()
+            if slurm is None:
+                continue
+            with slurm as running:
+                results[name] = measure(name, epochs, repeats, running)
+        elif name == CLUSTER:
             cluster = LocalCluster()
             try:
                 results[name] = measure(name, epochs, repeats, cluster)
