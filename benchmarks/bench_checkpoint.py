@@ -15,7 +15,7 @@
    sweep resumed, with nothing left to run). Target: the resumed sweep takes the 5
    remaining epochs plus start-up (about 0.25x of the 20 epochs' training time), not 20.
 
-    python benchmarks/bench_checkpoint.py [--rounds 5] [--epochs 10]
+    python benchmarks/bench_checkpoint.py [--rounds 5] [--epochs 20]
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def resume_rows(rounds: int) -> list[tuple[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
 
     print(f"Cost per epoch, median of {args.rounds} alternating rounds of {args.epochs} epochs:\n")

@@ -49,6 +49,7 @@ __all__ = [
     "check_checkpoint_arguments",
     "check_param_names",
     "checkpoint_file",
+    "copy_model_file",
     "load_model",
     "model_to_bytes",
     "pick_run",
@@ -300,6 +301,26 @@ def write_model_bytes(path: str | os.PathLike[str], data: bytes) -> int:
         raise
 
 
+def copy_model_file(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> int:
+    """Copy a complete checkpoint file to ``path`` all at once; return its size.
+
+    Examples:
+        copy_model_file("runs/x/checkpoints/0001/best.keras", "runs/x/checkpoints/0001/last.keras")
+    """
+    import shutil
+
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        shutil.copyfile(source, temp)
+        return _replace_into(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def read_model(path: str | os.PathLike[str], *, compile: bool = True) -> Any:
     """Load the Keras model of a checkpoint file.
 
@@ -331,17 +352,28 @@ class CheckpointWriter:
     driver to write (a Ray node without the log_dir).
 
     Examples:
-        event = CheckpointWriter("runs/x").save(model, 3, 5, "best")   # a CheckpointSaved
+        events = CheckpointWriter("runs/x").save(model, 3, 5, ["best", "last"])   # two CheckpointSaved
     """
 
     def __init__(self, log_dir: str | os.PathLike[str] | None) -> None:
         self.log_dir = None if log_dir is None else Path(log_dir)
 
-    def save(self, model: Any, number: int, epoch: int, kind: str) -> CheckpointSaved | ModelBytes:
-        file = checkpoint_file(number, kind)
-        if self.log_dir is None:
-            return ModelBytes(number, epoch, kind, file, model_to_bytes(model))
-        return CheckpointSaved(number, epoch, kind, file, save_model(model, self.log_dir / file))
+    def save(self, model: Any, number: int, epoch: int, kinds: list[str]) -> list[CheckpointSaved | ModelBytes]:
+        """Save ``model`` as run ``number``'s checkpoints of these ``kinds`` after ``epoch``; return
+        their events. The model is serialised once: the other kinds are copies of the first file."""
+        if not kinds:
+            return []
+        files = [checkpoint_file(number, kind) for kind in kinds]
+        if self.log_dir is None:  # the bytes go to the driver once; the other kinds are copies it makes
+            return [ModelBytes(number, epoch, kinds[0], files[0], model_to_bytes(model)),
+                    *(ModelBytes(number, epoch, kind, file, b"", same_as=files[0])
+                      for kind, file in zip(kinds[1:], files[1:]))]
+        first = self.log_dir / files[0]
+        events: list[CheckpointSaved | ModelBytes] = [CheckpointSaved(number, epoch, kinds[0], files[0],
+                                                                      save_model(model, first))]
+        for kind, file in zip(kinds[1:], files[1:]):
+            events.append(CheckpointSaved(number, epoch, kind, file, copy_model_file(first, self.log_dir / file)))
+        return events
 
 
 #: A file in ``LOG_DIR/checkpoints`` whose content tells a worker that it sees the driver's log_dir.

@@ -229,13 +229,16 @@ class ModelBytes(Event):
     kind: str
     file: str
     data: bytes
+    #: the file (relative to the log_dir) this one is a copy of, sent just before it: no ``data``
+    same_as: str | None = None
 
-    def saved(self) -> CheckpointSaved:
-        """The journal event of this checkpoint, once its file is written."""
-        return CheckpointSaved(self.run, self.epoch, self.kind, self.file, len(self.data))
+    def saved(self, size: int) -> CheckpointSaved:
+        """The journal event of this checkpoint, once its file is written (``size`` bytes)."""
+        return CheckpointSaved(self.run, self.epoch, self.kind, self.file, size)
 
     def __repr__(self) -> str:  # not the megabytes of the model
-        return f"ModelBytes(run={self.run}, epoch={self.epoch}, kind={self.kind!r}, {len(self.data)} bytes)"
+        what = f"a copy of {self.same_as!r}" if self.same_as else f"{len(self.data)} bytes"
+        return f"ModelBytes(run={self.run}, epoch={self.epoch}, kind={self.kind!r}, {what})"
 
 
 @dataclass(frozen=True)

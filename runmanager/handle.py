@@ -248,8 +248,8 @@ class RunHandle:
             self.plan = CheckpointPlan("best")
         kinds = self.plan.kinds(event.epoch, event.metrics, final=final or self.pruned or by_hand)
         emit = self._emitter("save_checkpoint")
-        for kind in kinds:
-            emit(self.writer.save(model, self.number, event.epoch, kind))
+        for saved in self.writer.save(model, self.number, event.epoch, kinds):
+            emit(saved)
         if kinds:
             self._checkpointed_epoch = event.epoch
         return kinds

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runmanager.checkpoints import write_model_bytes
+from runmanager.checkpoints import copy_model_file, write_model_bytes
 from runmanager.errors import LogDirError, LogDirWriteError
 from runmanager.events import Event, ModelBytes, RunEnded, RunStarted, Status, SweepEnded, SweepStarted
 from runmanager.naming import params_of
@@ -64,12 +64,16 @@ class Recorder:
                 "was going here; this run's later epochs are not recorded. Use one RunManager per log_dir."
             )
         if isinstance(event, ModelBytes) and self.log_dir is not None:
+            target = self.log_dir / event.file
             try:  # the file first, then its journal event: the journal never names an incomplete file
-                write_model_bytes(self.log_dir / event.file, event.data)
+                if event.same_as is not None:
+                    size = copy_model_file(self.log_dir / event.same_as, target)
+                else:
+                    size = write_model_bytes(target, event.data)
             except OSError as exc:
                 self.write_error = write_failure(self.log_dir, exc)
                 raise self.write_error from exc
-            event = event.saved()
+            event = event.saved(size)
         if isinstance(event, RunStarted) and self.keeper is not None:
             self.keeper.run_started(self.results.runs.get(event.run), event)
         record = self.results.apply(event)

@@ -320,3 +320,27 @@ def test_tensorboard_says_which_model_a_run_keeps_and_a_resumed_run_has_each_epo
     steps = [event.step for event in board(resumed / "tensorboard" / safe_name(1, {"units": 8}) / "train")
              .Scalars("loss")]
     assert sorted(steps) == [1, 2, 3, 4, 5]
+
+
+def test_a_worker_without_the_log_dir_sends_the_bytes_once_and_the_driver_writes_both_files(tmp_path):
+    """What a Ray node without the log_dir does, in one process: the model's bytes travel once, the
+    driver writes best.keras from them and last.keras as a copy, then journals both."""
+    from runmanager.checkpoints import CheckpointWriter
+    from runmanager.events import ModelBytes, RunStarted
+    from runmanager.recorder import Recorder
+    from runmanager.sinks import SinkList
+
+    model = training.build_model(8)
+    sent = CheckpointWriter(None).save(model, 1, 3, ["best", "last"])
+    assert [type(m) for m in sent] == [ModelBytes, ModelBytes]
+    assert len(sent[0].data) > 1000 and sent[1].data == b"" and sent[1].same_as == checkpoint_file(1, "best")
+    recorder = Recorder(SinkList())
+    recorder.log_dir = tmp_path
+    recorder.record(RunStarted.of(1, {"units": 8}))
+    for message in sent:
+        recorder.record(message)
+    saved = recorder.run(1).checkpoints
+    assert {kind: (e.epoch, e.bytes) for kind, e in saved.items()} == {"best": (3, len(sent[0].data)),
+                                                                        "last": (3, len(sent[0].data))}
+    assert (tmp_path / checkpoint_file(1, "last")).read_bytes() == sent[0].data
+    assert np.allclose(flat(runmanager.checkpoints.read_model(tmp_path / checkpoint_file(1, "best"))), flat(model))
