@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from runmanager import RunManager  # noqa: E402 - after the environment
+from runmanager.compile_cache import count_compiles  # noqa: E402
 
 GRID = {"units": [512, 1024], "layers": [2, 3]}
 EPOCHS = 3
@@ -109,25 +110,10 @@ def sweep(name: str, **kwargs) -> float:
 # shapes: workers that start the same shape at the same moment each compile it.
 JAX_GRID = {"learning_rate": [1e-3, 2e-3, 5e-3, 1e-2], "units": [512, 1024], "layers": [2, 3]}
 JAX_EPOCHS = 5
-_COMPILES: dict[str, int] = {}
 #: What a worker that cannot take the GPU memory it asks for prints.
 OUT_OF_MEMORY = ("out of memory", "RESOURCE_EXHAUSTED", "CUDA_ERROR_OUT_OF_MEMORY")
 
 
-def count_compiles() -> dict[str, int]:
-    """This process's XLA compiles so far that were persistent-cache hits and misses."""
-    if not _COMPILES:
-        import jax
-
-        _COMPILES.update(hits=0, misses=0)
-        names = {"/jax/compilation_cache/cache_hits": "hits", "/jax/compilation_cache/cache_misses": "misses"}
-
-        def listen(event, **kwargs):
-            if event in names:
-                _COMPILES[names[event]] += 1
-
-        jax.monitoring.register_event_listener(listen)
-    return _COMPILES
 
 
 def train_jax(run, callbacks):

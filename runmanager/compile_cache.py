@@ -27,7 +27,7 @@ from typing import Any
 from runmanager.backend import backend_name
 from runmanager.storage import COMPILE_CACHE_DIR
 
-__all__ = ["THRESHOLDS", "USER_VARIABLE", "CompileCache", "driver_holds_gpu", "use_compile_cache",
+__all__ = ["THRESHOLDS", "USER_VARIABLE", "CompileCache", "count_compiles", "driver_holds_gpu", "use_compile_cache",
            "user_cache_dir"]
 
 #: The environment variable (and JAX option, lower-cased) that names a cache folder of the user's.
@@ -199,3 +199,29 @@ def driver_holds_gpu(platforms: tuple[str, ...] = GPU_PLATFORMS) -> bool:
         return any(name in platforms or client.platform in platforms for name, client in xla_bridge.backends().items())
     except Exception:  # noqa: BLE001 - another JAX version's internals: assume the GPU is not held
         return False
+
+
+_COMPILES: dict[str, int] = {}
+
+
+def count_compiles() -> dict[str, int]:
+    """How many of this process's XLA compiles so far were persistent-cache hits and misses, from
+    JAX's own monitoring events; the counting starts at the first call (it imports JAX).
+
+    Examples:
+        counts = count_compiles()        # {'hits': 0, 'misses': 0}, then counting
+        ...                              # build and fit a model
+        print(counts["hits"], counts["misses"])
+    """
+    if not _COMPILES:
+        import jax
+
+        _COMPILES.update(hits=0, misses=0)
+        names = {"/jax/compilation_cache/cache_hits": "hits", "/jax/compilation_cache/cache_misses": "misses"}
+
+        def listen(event: str, **kwargs: object) -> None:
+            if event in names:
+                _COMPILES[names[event]] += 1
+
+        jax.monitoring.register_event_listener(listen)
+    return _COMPILES

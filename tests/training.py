@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from runmanager import RunManager, load_results
+from runmanager.compile_cache import count_compiles
 
 
 @functools.cache
@@ -269,24 +270,6 @@ _FRESH = _Fresh()
 # --------------------------------------------------------------------------------------
 # Keras on JAX: what a worker's XLA compilation cache did
 # --------------------------------------------------------------------------------------
-_COMPILES: dict[str, int] = {}
-
-
-def count_compiles() -> dict[str, int]:
-    """How many of this process's XLA compiles so far were persistent-cache hits and misses,
-    from JAX's own monitoring events; the counting starts at the first call."""
-    if not _COMPILES:
-        import jax
-
-        _COMPILES.update(hits=0, misses=0)
-        names = {"/jax/compilation_cache/cache_hits": "hits", "/jax/compilation_cache/cache_misses": "misses"}
-
-        def listen(event, **kwargs):
-            if event in names:
-                _COMPILES[names[event]] += 1
-
-        jax.monitoring.register_event_listener(listen)
-    return _COMPILES
 
 
 def cache_files(folder) -> int:
