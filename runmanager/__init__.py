@@ -26,6 +26,7 @@ from runmanager.errors import (
     SweepError,
 )
 from runmanager.grid import RunBuilder
+from runmanager.pareto import pareto
 from runmanager.plotting import plot
 from runmanager.pruning import MedianPruner, Pruner, SuccessiveHalvingPruner
 from runmanager.reporting import report
@@ -61,6 +62,7 @@ __all__ = [
     "load_model",
     "load_results",
     "load_summary",
+    "pareto",
     "plot",
     "report",
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError
 from runmanager.events import Status, default_mode, resolve_mode
+from runmanager.objectives import pareto_mask, recorded_objectives, resolve_objectives
 
 __all__ = ["aggregate", "best_run", "default_mode", "metric_columns", "param_columns", "param_key", "t_quantile_975"]
 
@@ -156,7 +158,8 @@ def param_key(value: Any) -> Any:
     return value
 
 
-def aggregate(summary: Any, metric: str | None = None, mode: str | None = None) -> Any:
+def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
+              mode: str | Sequence[str | None] | None = None) -> Any:
     """One row per configuration (the params without ``repeat``) over its runs.
 
     Columns: the params, ``runs``, ``completed``, then for every numeric metric
@@ -167,11 +170,17 @@ def aggregate(summary: Any, metric: str | None = None, mode: str | None = None) 
     comes first, and ``<metric>_ci95`` is the half-width of the 95% confidence interval
     of the mean, ``t(0.975, n-1) * std / sqrt(n)`` over the n completed runs.
 
+    Given a list of metrics (and of modes), rows are ranked by the first, and a boolean
+    ``pareto`` column after ``completed`` is True for each configuration on the Pareto front of
+    all of them, by their means over completed runs (see :func:`runmanager.pareto`); the
+    summary of a sweep of several objectives gets that column for the sweep's own objectives.
+
     Args:
         summary: a summary DataFrame (``m.summary()``), a RunManager, or a log_dir
             or summary file path.
-        metric: the metric to rank by, e.g. ``"val_accuracy"``.
-        mode: ``"min"`` or ``"max"``; default: ``"min"`` for losses and errors, else ``"max"``.
+        metric: the metric to rank by, e.g. ``"val_accuracy"``, or a list of metrics.
+        mode: ``"min"`` or ``"max"`` (a list, with a list of metrics); default: ``"min"`` for
+            losses and errors, else ``"max"``.
 
     Raises:
         InvalidArgumentError: an unknown metric or mode.
@@ -193,12 +202,14 @@ def aggregate(summary: Any, metric: str | None = None, mode: str | None = None) 
     summary = summary_of(summary)
     params = [name for name in param_columns(summary) if name != REPEAT]
     metrics = numeric_columns(summary, metric_columns(summary))
-    if metric is not None:
-        mode = resolve_mode(metric, mode, who="aggregate")
-        if metric not in metrics:
+    objectives = [] if metric is None else resolve_objectives(metric, mode, who="aggregate")
+    for name, _ in objectives:
+        if name not in metrics:
             raise InvalidArgumentError(
-                f"Unknown metric {metric!r}; the sweep has {', '.join(metrics) or 'no metrics'}."
+                f"Unknown metric {name!r}; the sweep has {', '.join(metrics) or 'no metrics'}."
             )
+    if objectives:
+        metric, mode = objectives[0]
     groups: dict[tuple[Any, ...], list[int]] = {}
     keys = zip(*(summary[name].tolist() for name in params)) if params else ((),) * len(summary)
     for position, key in enumerate(keys):
@@ -223,9 +234,15 @@ def aggregate(summary: Any, metric: str | None = None, mode: str | None = None) 
     for name in metrics:
         columns += [f"{name}_mean", f"{name}_std"] + ([f"{name}_ci95"] if name == metric else [])
     frame = pd.DataFrame(rows, columns=columns)
+    front = objectives if len(objectives) > 1 else recorded_objectives(summary)
+    if len(front) > 1:
+        mask = pareto_mask(frame, [f"{name}_mean" for name, _ in front], [how for _, how in front],
+                           frame["completed"] > 0)
+        frame.insert(columns.index("completed") + 1, "pareto", pd.Series(mask, index=frame.index, dtype=bool))
     if metric is not None:
         mean = f"{metric}_mean"
         frame = frame.sort_values(mean, ascending=mode == "min", na_position="last", kind="stable")
         frame.insert(0, "rank", frame[mean].rank(method="min", ascending=mode == "min").astype("Int64"))
         frame = frame.reset_index(drop=True)
     return frame
+

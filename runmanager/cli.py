@@ -4,7 +4,8 @@
     runmanager [--verbose] COMMAND ...
     runmanager show LOG_DIR [--epochs] [--info] [--aggregate] [--metric NAME] [--where EXPR]
                             [--format plain|github|latex|csv]
-    runmanager best LOG_DIR --metric NAME [--mode min|max]
+    runmanager best LOG_DIR --metric NAME [--mode min|max] [--format plain|github|latex|csv]
+    runmanager best LOG_DIR --metric NAME[:min|max] --metric NAME[:min|max] ...   (the Pareto front)
     runmanager best LOG_DIR --model [--metric NAME]
     runmanager report LOG_DIR [-o FILE|DIR] [--metric NAME] [--by PARAM]
     runmanager tensorboard LOG_DIR [--port N]
@@ -163,6 +164,23 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric_and_mode(text: str) -> tuple[str, str | None]:
+    """A ``--metric`` value, ``NAME`` or ``NAME:min`` / ``NAME:max``, as the name and its mode.
+
+    Examples:
+        >>> _metric_and_mode("params:min"), _metric_and_mode("val_accuracy")
+        (('params', 'min'), ('val_accuracy', None))
+    """
+    name, colon, suffix = text.rpartition(":")
+    if not colon:
+        return text, None
+    if suffix not in ("min", "max"):
+        raise InvalidArgumentError(
+            f"--metric {text!r}: what follows ':' must be 'min' or 'max', got {suffix!r}; e.g. --metric params:min."
+        )
+    return name, suffix
+
+
 def _best(args: argparse.Namespace) -> int:
     from runmanager.analysis import aggregate, best_run, default_mode, param_columns
     from runmanager.display import value_text
@@ -170,6 +188,17 @@ def _best(args: argparse.Namespace) -> int:
     from runmanager.storage import load_summary
     from runmanager.tables import format_table
 
+    given = [_metric_and_mode(text) for text in args.metric or []]
+    if len(given) > 1:
+        return _front(args, given)
+    if given:
+        args.metric, suffix = given[0]
+        if suffix is not None and args.mode is not None and suffix != args.mode:
+            raise InvalidArgumentError(f"--metric {args.metric}:{suffix} and --mode {args.mode} disagree; give the "
+                                       "mode once.")
+        args.mode = suffix or args.mode
+    else:
+        args.metric = None
     if args.model:
         return _best_model(args)
     if args.metric is None:
@@ -186,12 +215,45 @@ def _best(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{name}={value_text(top[name])}" for name in configuration)
         print(f"Best configuration by mean {args.metric} ({mode}) over {int(top['completed'])} completed of "
               f"{int(top['runs'])} repeats: {shown}")
-        print(format_table(table.head(1), params=configuration, modes={args.metric: mode},
+        print(format_table(table.head(1), args.format, params=configuration, modes={args.metric: mode},
                            most_completed=int(table["completed"].max())))
         return 0
     print(f"Best run by {args.metric} ({mode}): run {int(best['run'])}")
     row = summary.loc[[best.name]].drop(columns=["status", "error"])
-    print(format_table(row, params=params))
+    print(format_table(row, args.format, params=params))
+    return 0
+
+
+def _front(args: argparse.Namespace, given: list[tuple[str, str | None]]) -> int:
+    """Print the Pareto front of several ``--metric``s: runs, or configurations with repeats."""
+    from runmanager.analysis import param_columns
+    from runmanager.objectives import resolve_objectives
+    from runmanager.pareto import pareto
+    from runmanager.repeats import REPEAT
+    from runmanager.storage import load_summary
+    from runmanager.tables import format_table
+
+    if args.mode is not None:
+        raise InvalidArgumentError(f"--mode {args.mode} goes with one --metric; with several, give each its mode "
+                                   "as NAME:min or NAME:max, e.g. --metric params:min.")
+    if args.model:
+        raise InvalidArgumentError("--model prints the best run's model by one metric; give one --metric.")
+    objectives = resolve_objectives([name for name, _ in given], [how for _, how in given], who="--metric")
+    names, modes = [name for name, _ in objectives], [how for _, how in objectives]
+    summary = load_summary(args.log_dir)
+    front = pareto(summary, names, modes)
+    params = param_columns(summary)
+    by = ", ".join(f"{name} ({how})" for name, how in objectives)
+    if REPEAT in params:
+        configuration = [name for name in params if name != REPEAT]
+        print(f"Pareto front by mean {by} over completed repeats: {len(front)} configurations, best first by "
+              f"{names[0]}")
+        print(format_table(front, args.format, params=configuration, modes=dict(objectives)))
+        return 0
+    completed = int((summary["status"] == "completed").sum())
+    print(f"Pareto front by {by}: {len(front)} of {completed} completed runs, best first by {names[0]}")
+    shown = front.drop(columns=[c for c in ("status", "error") if c in front.columns])
+    print(format_table(shown, args.format, params=params))
     return 0
 
 
@@ -250,8 +312,12 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show)
     best = commands.add_parser("best", help="print the best run by a metric")
     best.add_argument("log_dir", help="a log_dir, or a summary .csv or .json")
-    best.add_argument("--metric", help="e.g. val_accuracy or val_loss (needed, but with --model)")
-    best.add_argument("--mode", choices=("min", "max"), help="default: min for losses, else max")
+    best.add_argument("--metric", action="append", metavar="NAME[:min|max]",
+                      help="e.g. val_accuracy or val_loss (needed, but with --model); repeat it for the Pareto "
+                           "front of several metrics, e.g. --metric val_accuracy --metric params:min")
+    best.add_argument("--mode", choices=("min", "max"), help="with one --metric; default: min for losses, else max")
+    best.add_argument("--format", choices=FORMATS, default="plain",
+                      help="plain (default), github (Markdown), latex (booktabs) or csv")
     best.add_argument("--model", action="store_true",
                       help="print the path of the best run's kept model (by --metric, default the sweep's metric)")
     best.set_defaults(func=_best)

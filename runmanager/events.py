@@ -121,7 +121,9 @@ class Event:
 @dataclass(frozen=True)
 class SweepStarted(Event):
     """A sweep begins: the names of its parameters, how many runs it may have (None: not
-    known), how many run at once, and the metric (and mode) it judges runs by."""
+    known), how many run at once, the metric (and mode) it judges runs by, and, for a sweep
+    of several objectives, every ``(metric, mode)`` it records a Pareto front by (the first
+    is ``metric``; None for one objective, and in journals older than this field)."""
 
     TYPE: ClassVar[str] = "sweep"
     fields: tuple[str, ...]
@@ -130,6 +132,7 @@ class SweepStarted(Event):
     workers: int = 1
     metric: str | None = None
     mode: str | None = None
+    objectives: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,10 @@ def to_dict(event: Event) -> dict[str, Any]:
         data["status"] = event.status.value
     if isinstance(event, SweepStarted):
         data["fields"] = list(event.fields)
+        if event.objectives is None:
+            del data["objectives"]  # a sweep of one objective writes the line it always wrote
+        else:
+            data["objectives"] = [list(pair) for pair in event.objectives]
     if isinstance(event, CheckpointSaved):
         return {"type": event.TYPE, "event": event.TYPE, **data}  # "event": the contract's name for it
     return {"type": event.TYPE, **data}
@@ -291,7 +298,7 @@ def from_dict(data: Mapping[str, Any]) -> Event | None:
 
     Examples:
         >>> from_dict({"type": "sweep", "fields": ["lr"], "time": 0.0})
-        SweepStarted(fields=('lr',), time=0.0, total=None, workers=1, metric=None, mode=None)
+        SweepStarted(fields=('lr',), time=0.0, total=None, workers=1, metric=None, mode=None, objectives=None)
     """
     cls = _TYPES.get(data.get("type", ""))
     if cls is None:
@@ -302,6 +309,8 @@ def from_dict(data: Mapping[str, Any]) -> Event | None:
             values["status"] = Status(values["status"])
         elif cls is SweepStarted:
             values["fields"] = tuple(values["fields"])
+            if values.get("objectives") is not None:
+                values["objectives"] = tuple((str(name), str(how)) for name, how in values["objectives"])
         return cls(**values)
     except (KeyError, TypeError, ValueError) as exc:
         raise JournalError(f"Journal event {dict(data)!r} is not a valid {cls.TYPE!r} event: {exc}.") from None

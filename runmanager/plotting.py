@@ -18,8 +18,8 @@ from typing import Any
 from runmanager.analysis import is_numeric, metric_columns, numeric_columns, param_key
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, missing_extra
 
-__all__ = ["curves_figure", "effects_figure", "influence", "parallel_figure", "plot", "require_matplotlib",
-           "short_labels"]
+__all__ = ["curves_figure", "effects_figure", "influence", "parallel_figure", "pareto_figure", "plot",
+           "require_matplotlib", "short_labels"]
 
 #: Above this many distinct values a numeric param is coloured on a scale, and binned for its effect.
 MAX_LEVELS = 10
@@ -383,4 +383,53 @@ def effects_figure(per_run: Any, params: Sequence[str], metric: str) -> Any:
         ax.set_title(name, fontsize=9)
         ax.set_ylabel(metric, fontsize=8)
         ax.grid(alpha=0.3)
+    return fig
+
+
+def _wide_range(values: Any) -> bool:
+    """True for positive values spanning two orders of magnitude or more: drawn on a log axis."""
+    low, high = float(values.min()), float(values.max())
+    return low > 0 and high / low >= 100
+
+
+def pareto_figure(points: Any, x: str, y: str, modes: tuple[str, str], front: Sequence[bool],
+                  labels: Sequence[str], *, step: bool = True) -> Any:
+    """Runs (or configurations) in the plane of two objectives: every point grey, the points of
+    the Pareto ``front`` marked and labelled, and with ``step`` a step line through them, the
+    edge of what the front dominates. ``modes`` are ``x``'s and ``y``'s ("min"/"max").
+
+    Examples:
+        >>> import pandas as pd
+        >>> points = pd.DataFrame({"params": [1210, 4810, 2410], "val_accuracy": [0.90, 0.97, 0.89]})
+        >>> fig = pareto_figure(points, "params", "val_accuracy", ("min", "max"), [True, True, False], ["1", "2", "3"])
+        >>> [line.get_drawstyle() for line in fig.axes[0].lines]
+        ['steps-post']
+    """
+    import numpy as np
+
+    Figure = require_matplotlib()
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    xs, ys = points[x].astype(float).to_numpy(), points[y].astype(float).to_numpy()
+    on = np.asarray(front, dtype=bool)
+    ax.scatter(xs[~on], ys[~on], s=28, color="#8c959f", alpha=0.8, linewidths=0, label="dominated", zorder=2)
+    ax.scatter(xs[on], ys[on], s=46, color="#cf222e", edgecolors="black", linewidths=0.6, label="on the front",
+               zorder=4)
+    order = np.argsort(xs[on], kind="stable")
+    if step and on.sum() > 1:
+        # The edge of what the front dominates: it steps when x passes a front point going the
+        # way x gets worse (right for "min", left for "max").
+        ax.plot(xs[on][order], ys[on][order], drawstyle="steps-post" if modes[0] == "min" else "steps-pre",
+                color="#cf222e", linewidth=1.2, alpha=0.8, zorder=3)
+    for px, py, label in zip(xs[on], ys[on], np.asarray(labels, dtype=object)[on]):
+        ax.annotate(str(label), (px, py), xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=5)
+    if len(xs) and _wide_range(points[x].astype(float)):
+        ax.set_xscale("log")
+    if len(ys) and _wide_range(points[y].astype(float)):
+        ax.set_yscale("log")
+    better = {"min": "lower is better", "max": "higher is better"}
+    ax.set_xlabel(f"{x} ({better[modes[0]]})")
+    ax.set_ylabel(f"{y} ({better[modes[1]]})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", frameon=False, loc="best")
     return fig

@@ -114,6 +114,17 @@ class Repeated(Search):
         """The metric the wrapped search optimises, if any (for progress lines)."""
         return getattr(self.search, "metric", None)
 
+    @property
+    def mode(self) -> str | None:
+        """The mode of that metric, if the wrapped search has one."""
+        return getattr(self.search, "mode", None)
+
+    @property
+    def objectives(self) -> list[tuple[str, str]] | None:
+        """Every (metric, mode) the wrapped search optimises, if it names them; each is told the
+        mean over a configuration's completed repeats."""
+        return getattr(self.search, "objectives", None)
+
     def values_of(self, name: str) -> list[Any]:
         return list(range(1, self.repeats + 1)) if name == REPEAT else self.search.values_of(name)
 

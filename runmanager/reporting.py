@@ -3,9 +3,10 @@
 The file holds everything it shows (styles inline, figures as inline SVG, no
 script, style or font from elsewhere), so it opens offline, can be mailed, and
 stays readable after the log_dir is gone. Sections: the best runs, the summary
-(aggregated over repeats when the sweep has them), learning curves of each
-metric, the params against the metric (parallel coordinates), each param's
-effect, and the runs that did not complete with their errors.
+(aggregated over repeats when the sweep has them), the Pareto front of a sweep
+of several objectives, learning curves of each metric, the params against the
+metric (parallel coordinates), each param's effect, and the runs that did not
+complete with their errors.
 """
 
 from __future__ import annotations
@@ -167,12 +168,13 @@ def _diverged_from_rows(frame: Any, run: int) -> str | None:
     return why_diverged([(int(last["epoch"]), metrics)])
 
 
-def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = None, mode: str | None = None,
-                 by: str | None = None, tracebacks: dict[int, str] | None = None,
-                 reasons: dict[int, str] | None = None) -> str:
+def build_report(summary: Any, frame: Any, *, title: str, metric: str | Sequence[str] | None = None,
+                 mode: str | Sequence[str | None] | None = None, by: str | None = None,
+                 tracebacks: dict[int, str] | None = None, reasons: dict[int, str] | None = None) -> str:
     """The report's HTML for a summary and its epoch rows (see :func:`report`); ``reasons``
     says why a run diverged (default: read from its last epoch row)."""
     from runmanager.analysis import aggregate, metric_columns, param_columns
+    from runmanager.objectives import recorded_objectives, resolve_objectives
     from runmanager.plotting import (
         curves_figure,
         effects_figure,
@@ -204,12 +206,18 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
     repeats = REPEAT in params
     logged = set(epoch_metrics(frame))
     metrics = [name for name in metric_columns(summary) if name in logged]
+    # Several objectives (given, or recorded by the sweep): ranked by the first, the front drawn.
+    objectives = resolve_objectives(metric, mode, who="report") if metric is not None \
+        else recorded_objectives(summary)
+    if objectives:
+        metric, mode = objectives[0]
+    for name, _ in objectives:
+        if name not in metrics:
+            raise InvalidArgumentError(
+                f"Unknown metric {name!r}; the runs logged {', '.join(metrics) or 'no metrics'}."
+            )
     if metric is None:
         metric = default_metric(metrics)
-    elif metric not in metrics:
-        raise InvalidArgumentError(
-            f"Unknown metric {metric!r}; the runs logged {', '.join(metrics) or 'no metrics'}."
-        )
     if by is not None and by not in configuration:
         raise InvalidArgumentError(
             f"Unknown param {by!r} to colour by; the sweep's params are {', '.join(configuration) or 'none'}."
@@ -250,6 +258,8 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
         parts.append("<h2>Summary</h2>")
         shown = summary.drop(columns=["error"]) if summary["error"].isna().all() else summary
         parts.append(_table(shown, params, scroll=True))
+    if len(objectives) > 1 and not finite.empty:
+        parts.append(_pareto_section(summary, objectives, params))
 
     # Figures.
     if metric is not None and not finite.empty:
@@ -298,6 +308,66 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | None = N
     return _page(title, parts)
 
 
+def _listed(names: Sequence[str]) -> str:
+    """Names as a sentence lists them: ``a and b``, ``a, b and c``.
+
+    Examples:
+        >>> _listed(["val_accuracy", "params"]), _listed(["a", "b", "c"])
+        ('val_accuracy and params', 'a, b and c')
+    """
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _pareto_section(summary: Any, objectives: Sequence[tuple[str, str]], params: Sequence[str]) -> str:
+    """The Pareto front of a sweep of several objectives: the runs (configurations, by their means,
+    with repeats) in the plane of the first two objectives, the front drawn, and a table of it."""
+    from runmanager.analysis import aggregate
+    from runmanager.display import value_text
+    from runmanager.objectives import pareto_mask
+    from runmanager.pareto import pareto
+    from runmanager.plotting import pareto_figure, short_labels
+    from runmanager.repeats import REPEAT
+
+    names, modes = [name for name, _ in objectives], [how for _, how in objectives]
+    configuration = [name for name in params if name != REPEAT]
+    repeats = REPEAT in params
+    if repeats:
+        table = aggregate(summary)
+        points = table[table["completed"] > 0].rename(columns={f"{name}_mean": name for name in names})
+        texts = [", ".join(value_text(row[name]) for name in configuration) for row in points.to_dict("records")]
+        shown = short_labels(texts, width=24)
+        labels = [shown[text] for text in texts]
+        what, each = "configurations", "configuration (the mean over its completed repeats)"
+    else:
+        points = summary[summary["status"] == Status.COMPLETED]
+        labels = [str(int(run)) for run in points["run"]]
+        what, each = "completed runs", "completed run"
+    usable = [all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+              for values in points[names].itertuples(index=False, name=None)]
+    points = points[usable]
+    labels = [label for label, keep in zip(labels, usable) if keep]
+    front = pareto(summary, names, modes)
+    mask = pareto_mask(points, names, modes)
+    judged = " and ".join(f"{html.escape(name)} ({'higher' if how == 'max' else 'lower'} is better)"
+                          for name, how in objectives)
+    parts = ['<section id="pareto">', f"<h2>Pareto front of {html.escape(_listed(names))}</h2>"]
+    parts.append(f'<p class="meta">{len(front)} of {len(points)} {what} are on the front of {judged}: no other '
+                 "one is at least as good on every objective and better on one. One point per "
+                 f"{each}; the front is red, labelled with its {'params' if repeats else 'run'}"
+                 + (", and the step line is the edge of what it dominates." if len(objectives) == 2 else
+                    f". The front is over all {len(objectives)} objectives and the plane shows the first two, so "
+                    "no step line is drawn.") + "</p>")
+    fig = pareto_figure(points, names[1], names[0], (modes[1], modes[0]), mask, labels, step=len(objectives) == 2)
+    parts.append(_figure(fig))
+    if repeats:
+        columns = [*configuration, "runs", "completed", *(f"{name}_{stat}" for name in names for stat in ("mean", "std"))]
+    else:
+        columns = ["run", *params, *names]
+    parts.append(_table(front[columns], configuration if repeats else params))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def _page(title: str, parts: list[str]) -> str:
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -306,23 +376,27 @@ def _page(title: str, parts: list[str]) -> str:
 
 
 def report(log_dir: str | os.PathLike[str], path: str | os.PathLike[str] | None = None,
-           metric: str | None = None, *, mode: str | None = None, by: str | None = None) -> Path:
+           metric: str | Sequence[str] | None = None, *, mode: str | Sequence[str | None] | None = None,
+           by: str | None = None) -> Path:
     """Write one self-contained HTML report of the sweep in ``log_dir``; return its path.
 
     The file opens offline (no external scripts, styles or fonts; figures are inline SVG):
     the best runs, the summary (aggregated over repeats when the sweep has them), learning
     curves of each metric, the params against ``metric`` (parallel coordinates), each
     param's effect on it, and the runs that failed, diverged, were pruned or interrupted,
-    with their errors. Needs ``runmanager[report]`` (matplotlib). Reading never needs the
+    with their errors. For a sweep of several objectives (or a list of metrics), a section
+    ``Pareto front`` shows the runs in the plane of the first two, the front drawn, and lists it. Needs ``runmanager[report]`` (matplotlib). Reading never needs the
     log_dir's lock, so a report can be written while the sweep runs.
 
     Args:
         log_dir: a log_dir (or a results ``.csv``/``.json`` beside its summary).
         path: the file to write, or an existing folder to write ``report.html`` into;
             default ``LOG_DIR/report.html``.
-        metric: the metric to rank and judge by; default the first of ``val_accuracy``,
-            ``val_loss``, ``accuracy``, ``loss`` the runs logged.
-        mode: ``"min"`` or ``"max"``; default ``"min"`` for losses and errors, else ``"max"``.
+        metric: the metric to rank and judge by, or a list of them (ranked by the first, the
+            Pareto front of all drawn); default the sweep's objectives where it recorded several,
+            else the first of ``val_accuracy``, ``val_loss``, ``accuracy``, ``loss`` the runs logged.
+        mode: ``"min"`` or ``"max"`` (a list, with a list of metrics); default ``"min"`` for
+            losses and errors, else ``"max"``.
         by: the param that colours the learning curves; default the one that explains
             most of the spread of ``metric``.
 

@@ -29,6 +29,7 @@ from runmanager.events import (
     SweepStarted,
     resolve_mode,
 )
+from runmanager.objectives import pareto_mask
 
 __all__ = ["Results", "RunRecord", "best_epoch", "fold", "params_changed", "union"]
 
@@ -58,10 +59,22 @@ class RunRecord:
         return self.checkpoints.get("best") or self.checkpoints.get("last")
 
     def final(self, metric: str) -> float | None:
-        """The last value of ``metric`` the run logged, or None."""
+        """The last value of ``metric`` the run logged, or None. A numeric extra column
+        (``extra_columns()``, ``end_epoch(params=...)``) counts as a metric here, so a search
+        can optimise a model's size as well as its accuracy.
+
+        Examples:
+            >>> record = RunRecord(1, "r1", {})
+            >>> record.epochs = [EpochEnded(1, "r1", 1, {"val_loss": 0.5}, {"params": 1210}, 0.1, 0.1)]
+            >>> record.final("val_loss"), record.final("params"), record.final("accuracy")
+            (0.5, 1210.0, None)
+        """
         for epoch in reversed(self.epochs):
             if metric in epoch.metrics:
                 return epoch.metrics[metric]
+            value = epoch.extras.get(metric)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
         return None
 
 
@@ -94,6 +107,8 @@ class Results:
         #: the metric and mode the latest sweep judged runs by, where it named one
         self.sweep_metric: str | None = None
         self.sweep_mode: str | None = None
+        #: every (metric, mode) of the latest sweep with several objectives; () for one objective
+        self.objectives: tuple[tuple[str, str], ...] = ()
 
     def apply(self, event: Event) -> RunRecord | None:
         """Fold one event into the state; return the run it concerns (``None`` for sweep events)."""
@@ -148,6 +163,7 @@ class Results:
             return record
         if isinstance(event, SweepStarted) and event.metric is not None:
             self.sweep_metric, self.sweep_mode = event.metric, event.mode
+            self.objectives = tuple(event.objectives or ())
         return None  # sweep events describe the sweep, not its rows
 
     def forget(self, number: int) -> None:
@@ -197,11 +213,18 @@ class Results:
 
         return pd.DataFrame(list(self.rows()), columns=self.columns())
 
+    @property
+    def multi_objective(self) -> bool:
+        """True when the latest sweep judged runs by several objectives: summaries get ``pareto``."""
+        return len(self.objectives) > 1
+
     def summary_columns(self, *, at: str = "last") -> list[str]:
         best = ["best_epoch"] if at == "best" else []
+        # After run_duration, so it is neither a param nor a metric column to the readers of a summary.
+        front = ["pareto"] if self.multi_objective else []
         kept = ["checkpoint", "checkpoint_epoch"] if self.checkpointed else []
         return ["run", *self._params, "status", "epochs", *best, *self._metrics, *self._extras, "run_duration",
-                *kept, "error"]
+                *front, *kept, "error"]
 
     @staticmethod
     def summary_row(record: RunRecord, best: tuple[str, str] | None = None, *,
@@ -238,6 +261,10 @@ class Results:
         """One row per run, as :meth:`summary_row`, in run order; ``at="best"`` reports each run at
         its best epoch by ``metric`` (``mode``: ``"min"``/``"max"``, by default from the name).
 
+        For a sweep of several objectives, ``pareto`` (after ``run_duration``) is True for each
+        completed run on the Pareto front of the values shown, and ``attrs["objectives"]`` lists
+        the ``[metric, mode]`` pairs, so :func:`runmanager.aggregate` can judge configurations too.
+
         Raises:
             InvalidArgumentError: a bad ``at``, no ``metric`` with ``at="best"``, or a metric no run logged.
         """
@@ -256,7 +283,14 @@ class Results:
         elif at != "last":
             raise InvalidArgumentError(f'at must be "last" (final epochs) or "best" (best epoch by metric), got {at!r}.')
         rows = [self.summary_row(self.runs[number], best, checkpoints=self.checkpointed) for number in sorted(self.runs)]
-        return pd.DataFrame(rows, columns=self.summary_columns(at=at))
+        frame = pd.DataFrame(rows, columns=self.summary_columns(at=at))
+        if self.multi_objective:
+            metrics = [name for name, _ in self.objectives]
+            modes = [how for _, how in self.objectives]
+            frame["pareto"] = pd.Series(pareto_mask(frame, metrics, modes, frame["status"] == Status.COMPLETED),
+                                        index=frame.index, dtype=bool)
+            frame.attrs["objectives"] = [[name, how] for name, how in self.objectives]
+        return frame
 
 
 def best_epoch(record: RunRecord, metric: str, mode: str) -> int | None:

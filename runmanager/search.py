@@ -34,9 +34,10 @@ from runmanager.errors import (
     is_int,
     missing_extra,
 )
-from runmanager.events import Status, resolve_mode
+from runmanager.events import Status
 from runmanager.grid import RunBuilder, check_param_name, check_run_params, position_in, python_scalar
 from runmanager.naming import params_of, run_id
+from runmanager.objectives import resolve_objectives
 from runmanager.space import Dimension, describe, parse_space
 
 if TYPE_CHECKING:
@@ -381,17 +382,27 @@ class OptunaSearch(Search):
     the search goes on informed and stops at ``n_runs`` in total. With worker executors
     a run is asked for whenever a worker is free. Needs ``runmanager[optuna]``.
 
+    With a list of metrics (and a list of modes) the search is multi-objective: the study
+    has one direction per metric, each finished run is told every metric's final value,
+    and the default sampler is NSGA-II (``NSGAIISampler(seed=seed)``). A numeric extra
+    column (a model's parameter count from ``extra_columns()``) can be an objective. The
+    sweep then records every objective, and its summary gets a ``pareto`` column; a pruner,
+    which judges one metric, is refused.
+
     Args:
         space: names to lists or distributions.
         n_runs: how many runs in total.
-        metric: the metric to optimise, e.g. ``"val_accuracy"``.
-        mode: ``"min"`` or ``"max"``; default ``"min"`` for a loss or an error, else ``"max"``.
+        metric: the metric to optimise, e.g. ``"val_accuracy"``, or a list of them,
+            e.g. ``["val_accuracy", "params"]``.
+        mode: ``"min"`` or ``"max"``, or a list with one per metric (None in it: the
+            default); default ``"min"`` for a loss or an error, else ``"max"``.
         sampler: an Optuna sampler object (``optuna.samplers.RandomSampler(seed=0)``); default
-            ``TPESampler(seed=seed)``.
+            ``TPESampler(seed=seed)``, or ``NSGAIISampler(seed=seed)`` for several metrics.
         seed: seeds the default sampler: None, or an int from 0 to 2**32 - 1.
 
     Raises:
-        InvalidArgumentError: bad ``n_runs``, ``mode`` or ``seed``.
+        InvalidArgumentError: bad ``n_runs``, ``mode`` or ``seed``; lists of metrics and modes of
+            different lengths, or an empty one.
         InvalidArgumentTypeError: ``sampler`` is not an Optuna sampler object (a name such as ``"tpe"``).
         InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`).
 
@@ -399,26 +410,32 @@ class OptunaSearch(Search):
         search = OptunaSearch({"lr": loguniform(1e-4, 1e-1), "units": randint(16, 257)},
                               n_runs=30, metric="val_accuracy", seed=0)
         m.sweep(train, search)
+        both = OptunaSearch(space, n_runs=60, metric=["val_accuracy", "params"], mode=["max", "min"], seed=0)
     """
 
-    def __init__(self, space: Mapping[str, Any], n_runs: int, *, metric: str, mode: str | None = None,
-                 sampler: Any = None, seed: int | None = None) -> None:
+    def __init__(self, space: Mapping[str, Any], n_runs: int, *, metric: str | Sequence[str],
+                 mode: str | Sequence[str | None] | None = None, sampler: Any = None,
+                 seed: int | None = None) -> None:
         try:
             import optuna
         except ImportError:
             raise missing_extra("optuna", "optuna", "OptunaSearch") from None
         self.space = parse_space(space, optuna=True)
         self.n_runs = _check_n_runs(n_runs)
-        self.mode = resolve_mode(metric, mode, who="OptunaSearch")
-        self.metric = metric
+        #: every (metric, mode) the study optimises, in the order of its directions
+        self.objectives = resolve_objectives(metric, mode, who="OptunaSearch")
+        self.metric, self.mode = self.objectives[0]
         check_seed(seed, type_error=InvalidGridTypeError)
         _check_sampler(sampler, optuna)
         self.fields = tuple(self.space)
         self.distributions = {name: _optuna_distribution(dimension) for name, dimension in self.space.items()}
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if sampler is None:
+            several = len(self.objectives) > 1
+            sampler = optuna.samplers.NSGAIISampler(seed=seed) if several else optuna.samplers.TPESampler(seed=seed)
         self.study = optuna.create_study(
-            direction="minimize" if self.mode == "min" else "maximize",
-            sampler=sampler if sampler is not None else optuna.samplers.TPESampler(seed=seed),
+            directions=["minimize" if how == "min" else "maximize" for _, how in self.objectives],
+            sampler=sampler,
         )
         self._optuna = optuna
         self._asked = 0
@@ -432,29 +449,34 @@ class OptunaSearch(Search):
     def domain(self, name: str) -> tuple[str, Any] | None:
         return self.space[name].domain()
 
+    def _values(self, record: RunRecord) -> list[float] | None:
+        """The final value of every objective of a run, or None when one is missing."""
+        values = [record.final(name) for name, _ in self.objectives]
+        return None if any(value is None for value in values) else values  # type: ignore[return-value]
+
     def start(self, results: Results) -> None:
         """Tell a fresh study the finished runs of the log_dir, so a resumed search goes on informed."""
         for record in results.runs.values():
             if not record.status.finished:
                 continue
-            value = record.final(self.metric)
-            state = self._state(record, value)
+            values = self._values(record)
+            state = self._state(record, values)
             try:
                 trial = self._optuna.trial.create_trial(
                     params={name: record.params.get(name) for name in self.fields},
                     distributions=self.distributions, state=state,
-                    value=value if state == self._optuna.trial.TrialState.COMPLETE else None)
+                    values=values if state == self._optuna.trial.TrialState.COMPLETE else None)
             except ValueError:
                 continue  # a run outside this space: nothing to learn from it here
             self.study.add_trial(trial)
             self._known[record.run_id] = record
         self._asked = len(self._known)
 
-    def _state(self, record: RunRecord, value: float | None) -> Any:
+    def _state(self, record: RunRecord, values: list[float] | None) -> Any:
         states = self._optuna.trial.TrialState
         if record.status == Status.PRUNED:
             return states.PRUNED
-        return states.COMPLETE if record.status == Status.COMPLETED and value is not None else states.FAIL
+        return states.COMPLETE if record.status == Status.COMPLETED and values is not None else states.FAIL
 
     def ask(self) -> Any | None:
         while self._asked < self.n_runs:
@@ -464,9 +486,9 @@ class OptunaSearch(Search):
             known = self._known.get(rid)
             if rid in self._trials or known is not None:
                 # Proposed again: tell what is known at once, and ask for another run.
-                value = known.final(self.metric) if known is not None else None
-                state = self._state(known, value) if known is not None else self._optuna.trial.TrialState.FAIL
-                self.study.tell(trial, value if state == self._optuna.trial.TrialState.COMPLETE else None,
+                values = self._values(known) if known is not None else None
+                state = self._state(known, values) if known is not None else self._optuna.trial.TrialState.FAIL
+                self.study.tell(trial, values if state == self._optuna.trial.TrialState.COMPLETE else None,
                                 state=state)
                 continue
             self._trials[rid] = trial
@@ -479,24 +501,27 @@ class OptunaSearch(Search):
         if trial is None:
             return
         self._known[record.run_id] = record
-        value = record.final(self.metric)
-        if record.status == Status.COMPLETED and value is None:
-            logged = ", ".join(dict.fromkeys(m for e in record.epochs for m in e.metrics)) or "no metric"
+        values = self._values(record)
+        if record.status == Status.COMPLETED and values is None:
+            missing = [name for name, _ in self.objectives if record.final(name) is None]
+            logged = ", ".join(dict.fromkeys(m for e in record.epochs for m in (*e.metrics, *e.extras))) \
+                or "no metric"
             self.study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
             raise MissingMetricError(
-                f"OptunaSearch optimises {self.metric!r}, which run {record.number} never logged (it logged "
+                f"OptunaSearch optimises {missing[0]!r}, which run {record.number} never logged (it logged "
                 f"{logged}); pass one of those as metric=."
             )
-        state = self._state(record, value)
+        state = self._state(record, values)
         if state == self._optuna.trial.TrialState.COMPLETE:
-            self.study.tell(trial, value)
+            self.study.tell(trial, values)
         elif record.status == Status.PRUNED:
             self.study.tell(trial, state=self._optuna.trial.TrialState.PRUNED)
         elif record.status != Status.INTERRUPTED:
             self.study.tell(trial, state=state)
 
     def __repr__(self) -> str:
-        return f"OptunaSearch({len(self.space)} parameters, n_runs={self.n_runs}, metric={self.metric!r})"
+        metric = self.metric if len(self.objectives) == 1 else [name for name, _ in self.objectives]
+        return f"OptunaSearch({len(self.space)} parameters, n_runs={self.n_runs}, metric={metric!r})"
 
 
 # Optuna's samplers by the short names other tools give them, for the message that refuses a name.

@@ -38,6 +38,7 @@ from runmanager.errors import (
 from runmanager.events import EpochEnded, Status, SweepEnded, SweepStarted, resolve_mode
 from runmanager.executors.base import EXECUTORS, Executor, SweepContext, Task, check_workers
 from runmanager.naming import params_of, run_id
+from runmanager.objectives import resolve_objectives
 from runmanager.pruning import Pruner
 from runmanager.signals import interrupt_reason
 from runmanager.storage import JOURNAL_NAME
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
     from runmanager.recorder import Recorder
     from runmanager.search import Search
 
-__all__ = ["MOVED_OPTIONS", "Sweep", "Tally", "check_sweep_arguments", "check_train", "create_executor", "moved_options",
-           "sweep_metric"]
+__all__ = ["MOVED_OPTIONS", "Sweep", "Tally", "check_pruner_objectives", "check_sweep_arguments", "check_train",
+           "create_executor", "moved_options", "sweep_metric", "sweep_objectives"]
 
 
 def check_sweep_arguments(
@@ -108,19 +109,55 @@ def check_train(train: Any, *, checkpoints: bool) -> None:
         )
 
 
-def sweep_metric(metric: Any, mode: Any, search: Any, pruner: Any) -> tuple[str | None, str | None]:
-    """The metric (and mode) the sweep judges runs by: ``metric``, else its search's or its
-    pruner's; None when none names one (the runs' first of val_accuracy, val_loss, accuracy,
-    loss is used then)."""
+def sweep_objectives(metric: Any, mode: Any, search: Any, pruner: Any) -> list[tuple[str, str]]:
+    """Every (metric, mode) the sweep judges runs by, the first being the one that checkpoints,
+    ``keep_models`` and the progress line use: ``metric`` (a name or a list, with ``mode`` a mode or
+    a list), else its search's objectives or metric, else its pruner's; ``[]`` when none names one
+    (the runs' first of val_accuracy, val_loss, accuracy, loss is used then).
+
+    Raises:
+        InvalidArgumentError: a ``mode`` without a ``metric``, or a bad metric or mode.
+
+    Examples:
+        >>> sweep_objectives(["val_accuracy", "params"], [None, "min"], None, None)
+        [('val_accuracy', 'max'), ('params', 'min')]
+        >>> sweep_objectives(None, None, None, None)
+        []
+    """
     if metric is None:
         for source in (search, pruner):
+            named = getattr(source, "objectives", None)
+            if named:
+                return [(name, how) for name, how in named]
             named = getattr(source, "metric", None)
             if isinstance(named, str):
-                return named, getattr(source, "mode", None) or resolve_mode(named, None, who="sweep(metric=...)")
+                return [(named, getattr(source, "mode", None) or resolve_mode(named, None, who="sweep(metric=...)"))]
         if mode is not None:
             raise InvalidArgumentError(f"mode={mode!r} needs a metric; pass metric= too, e.g. metric='val_loss'.")
-        return None, None
-    return metric, resolve_mode(metric, mode, who="sweep(metric=...)")
+        return []
+    return resolve_objectives(metric, mode, who="sweep(metric=...)")
+
+
+def sweep_metric(metric: Any, mode: Any, search: Any, pruner: Any) -> tuple[str | None, str | None]:
+    """The metric (and mode) the sweep judges runs by: the first of :func:`sweep_objectives`;
+    None when none names one."""
+    objectives = sweep_objectives(metric, mode, search, pruner)
+    return objectives[0] if objectives else (None, None)
+
+
+def check_pruner_objectives(pruner: Any, objectives: list[tuple[str, str]]) -> None:
+    """Refuse a pruner in a sweep of several objectives, before any run starts.
+
+    Raises:
+        InvalidArgumentError: a pruner and two or more objectives.
+    """
+    if pruner is not None and len(objectives) > 1:
+        names = [name for name, _ in objectives]
+        raise InvalidArgumentError(
+            f"A pruner judges runs by one metric ({getattr(pruner, 'metric', None)!r}), and this sweep has several "
+            f"objectives {names!r}: a run stopped early by one metric may have been on the Pareto front of the "
+            "others, and a pruned run is never on it. Drop pruner=, or give the search and the sweep one metric."
+        )
 
 
 #: The ``sweep`` keywords that became options of the executor objects: keyword -> (the option's
@@ -266,7 +303,8 @@ class Sweep:
                  recorder: Recorder, *, seed: int | None = None, retry_failed: bool = False,
                  max_consecutive_failures: int = 3, timeout: float | None = None,
                  pruner: Pruner | None = None, metric: str | None = None,
-                 mode: str | None = None, checkpoints: CheckpointSettings | None = None) -> None:
+                 mode: str | None = None, checkpoints: CheckpointSettings | None = None,
+                 objectives: list[tuple[str, str]] | None = None) -> None:
         self.manager = manager
         self.train = train
         self.search = search
@@ -279,6 +317,8 @@ class Sweep:
         self.timeout = timeout
         self.pruner = pruner
         self.metric, self.mode = metric, mode
+        #: every (metric, mode) of a sweep of several objectives (recorded, for its Pareto front)
+        self.objectives = list(objectives or [])
         self.checkpoints = checkpoints
         #: how the sweep ended: "finished", "timeout", "interrupted" or "stopped"
         self.reason = "running"
@@ -344,7 +384,9 @@ class Sweep:
                 cache.open()
             executor.open(context)
             recorder.sweep_started(SweepStarted(tuple(self.search.fields), total=self.search.total,
-                                                workers=executor.capacity, metric=self.metric, mode=self.mode),
+                                                workers=executor.capacity, metric=self.metric, mode=self.mode,
+                                                objectives=tuple(self.objectives) if len(self.objectives) > 1
+                                                else None),
                                    self.search)
             exhausted = False
             while True:

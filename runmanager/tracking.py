@@ -17,7 +17,7 @@ import contextlib
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,8 @@ class RunManager:
         """
         return self._recorder.results.summary(at=at, metric=metric, mode=mode)
 
-    def aggregate(self, metric: str | None = None, mode: str | None = None) -> Any:
+    def aggregate(self, metric: str | Sequence[str] | None = None,
+                  mode: str | Sequence[str | None] | None = None) -> Any:
         """One row per configuration over its repeats: params, ``runs``, ``completed``, and
         ``<metric>_mean`` / ``<metric>_std`` over completed runs for every metric; with
         ``metric``, sorted best first with a ``rank`` column. See :func:`runmanager.aggregate`.
@@ -208,6 +209,20 @@ class RunManager:
         from runmanager.analysis import aggregate
 
         return aggregate(self.summary(), metric, mode)
+
+    def pareto(self, metrics: str | Sequence[str] | None = None,
+               modes: str | Sequence[str | None] | None = None) -> Any:
+        """The runs (with repeats: the configurations, by their means) on the Pareto front of
+        ``metrics``, best first by the first; default: the objectives of a multi-objective sweep.
+        See :func:`runmanager.pareto`.
+
+        Examples:
+            m.sweep(train, OptunaSearch(space, 30, metric=["val_accuracy", "params"], mode=["max", "min"]))
+            m.pareto(["val_accuracy", "params"], ["max", "min"])[["run", "units", "val_accuracy", "params"]]
+        """
+        from runmanager.pareto import pareto
+
+        return pareto(self.summary(), metrics, modes)
 
     @property
     def run_count(self) -> int:
@@ -478,8 +493,8 @@ class RunManager:
         timeout: float | None = None,
         pruner: Any = None,
         repeats: int = 1,
-        metric: str | None = None,
-        mode: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str | None] | None = None,
         checkpoint: bool | str = False,
         checkpoint_every: int = 1,
         keep_models: int | None = None,
@@ -522,8 +537,12 @@ class RunManager:
                 repeat ``r`` is seeded ``S + r - 1``. See :meth:`aggregate`.
             metric: the metric the sweep judges runs by (checkpoints, ``keep_models``, the
                 progress line's best run); default: the search's or the pruner's, else the first
-                of ``val_accuracy``, ``val_loss``, ``accuracy``, ``loss`` that the runs log.
-            mode: ``"min"`` or ``"max"`` for ``metric``; default ``"min"`` for a loss or an error.
+                of ``val_accuracy``, ``val_loss``, ``accuracy``, ``loss`` that the runs log. A list
+                of metrics (or a multi-objective search) makes a sweep of several objectives: the
+                first judges runs as above, all are recorded, and :meth:`summary` and
+                :meth:`aggregate` get a ``pareto`` column (see :meth:`pareto`); a pruner is refused.
+            mode: ``"min"`` or ``"max"`` for ``metric`` (a list, with a list of metrics); default
+                ``"min"`` for a loss or an error.
             checkpoint: ``True``/``"best"`` keeps each run's best model in
                 ``LOG_DIR/checkpoints/<run>/best.keras`` (and ``last.keras`` while it is
                 unfinished, to resume from); ``"last"`` keeps only its latest model.
@@ -546,11 +565,12 @@ class RunManager:
         from runmanager.search import as_search
         from runmanager.sweep import (
             Sweep,
+            check_pruner_objectives,
             check_sweep_arguments,
             check_train,
             create_executor,
             moved_options,
-            sweep_metric,
+            sweep_objectives,
         )
 
         options = moved_options(executor, moved)
@@ -563,7 +583,9 @@ class RunManager:
         search = as_search(params)
         if repeats > 1:
             search = Repeated(search, repeats)
-        metric, mode = sweep_metric(metric, mode, search, pruner)
+        objectives = sweep_objectives(metric, mode, search, pruner)
+        check_pruner_objectives(pruner, objectives)
+        metric, mode = objectives[0] if objectives else (None, None)
         if kept is not None:
             check_param_names(search.fields)
         if self.current_run is not None:
@@ -587,7 +609,7 @@ class RunManager:
                 sweep = Sweep(self, train, search, runner, self._recorder, seed=seed, retry_failed=retry_failed,
                               max_consecutive_failures=max_consecutive_failures, timeout=timeout,
                               pruner=pruner, metric=metric, mode=mode,
-                              checkpoints=settings)
+                              checkpoints=settings, objectives=objectives)
                 sweep.run()
         finally:
             self._in_sweep = False

@@ -26,10 +26,10 @@ def chromium_path() -> str:
     pytest.skip("Chromium is not installed (apt-get install chromium) and this user cannot install it")
 
 
-def render(page_path: Path, screenshot: Path) -> dict:
+def render(page_path: Path, screenshot: Path, section: str | None = None) -> dict:
     """Open ``page_path`` in headless Chromium: what failed to load, what the page said went wrong,
     how many figures it drew, how far it runs off the window sideways; a full-page screenshot
-    goes to ``screenshot``."""
+    goes to ``screenshot`` (with ``section``, a CSS selector, a screenshot of that element only)."""
     from playwright.sync_api import sync_playwright
 
     seen: dict = {"failed": [], "requests": [], "errors": [], "console": []}
@@ -48,7 +48,10 @@ def render(page_path: Path, screenshot: Path) -> dict:
             # How far the page is wider than the window (0: nothing runs off it sideways).
             seen["overflow"] = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth")
-            page.screenshot(path=str(screenshot), full_page=True)
+            if section is None:
+                page.screenshot(path=str(screenshot), full_page=True)
+            else:
+                page.locator(section).screenshot(path=str(screenshot))
         finally:
             browser.close()
     return seen

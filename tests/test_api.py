@@ -13,7 +13,7 @@ PUBLIC = [
     "Checkpoint", "CheckpointError", "ColumnClashError", "InvalidArgumentError", "InvalidArgumentTypeError", "InvalidGridError",
     "InvalidGridTypeError", "JournalError", "LifecycleError", "LogDirError", "MedianPruner", "MissingExtraError",
     "MissingMetricError", "OptunaSearch", "Pruner", "RandomSearch", "RunBuilder", "SuccessiveHalvingPruner", "RunManager", "RunManagerError",
-    "SweepError", "aggregate", "load_model", "load_results", "load_summary", "plot", "report",
+    "SweepError", "aggregate", "load_model", "load_results", "load_summary", "pareto", "plot", "report",
 ]
 
 
