@@ -228,3 +228,22 @@ def test_a_run_retried_after_its_worker_died_is_judged_once_per_epoch(tmp_path):
     assert summary["status"].tolist() == ["completed"] * 3  # run 2 ran again after its worker died
     assert sorted(pruner.told) == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]  # its epoch 1 ran twice, told once
     assert load_results(tmp_path).groupby("run")["epoch"].apply(list).tolist() == [[1, 2]] * 3
+
+
+def test_a_pruner_with_several_objectives_is_refused_before_any_run(tmp_path):
+    """A pruner judges one metric; a run it stops is never on a Pareto front of several."""
+    from runmanager import OptunaSearch
+
+    search = OptunaSearch({"score": [0.5, 0.7]}, 2, metric=["val_accuracy", "val_loss"], mode=["max", "min"])
+    m = RunManager(tmp_path / "search", verbose=0)
+    with pytest.raises(InvalidArgumentError, match=r"A pruner judges runs by one metric \('val_accuracy'\), and this "
+                                                   r"sweep has several objectives \['val_accuracy', 'val_loss'\]"):
+        m.sweep(flat, search, pruner=MedianPruner("val_accuracy"))
+    with pytest.raises(InvalidArgumentError, match=r"several objectives \['val_loss', 'val_accuracy'\].*Drop pruner="):
+        m.sweep(flat, flat_runs([0.5], 2), pruner=SuccessiveHalvingPruner("val_loss"),
+                metric=["val_loss", "val_accuracy"])
+    assert not (tmp_path / "search" / "journal.jsonl").exists()
+    # One objective with a pruner is as before.
+    summary = m.sweep(flat, flat_runs([0.5, 0.7, 0.6], 4), pruner=MedianPruner("val_accuracy"),
+                      metric=["val_accuracy"])
+    assert summary["status"].tolist() == ["completed"] * 3

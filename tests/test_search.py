@@ -350,3 +350,127 @@ def test_random_search_on_worker_processes_gives_the_runs_of_sequential(tmp_path
     columns = ["run", "units", "learning_rate", "status", "epochs"]
     pd.testing.assert_frame_equal(parallel[columns], sequential[columns])
     assert parallel["val_loss"].tolist() == pytest.approx(sequential["val_loss"].tolist(), rel=1e-3)
+
+
+# --------------------------------------------------------------------------------------
+# Several objectives: val_accuracy (max) and the model's size, an extra column (min)
+# --------------------------------------------------------------------------------------
+SIZES = {"lr": loguniform(1e-4, 1e-1), "units": [8, 16, 32, 64, 128, 256], "dropout": uniform(0, 0.5),
+         "optimizer": ["adam", "sgd"]}
+TWO = {"metric": ["val_accuracy", "params"], "mode": ["max", "min"]}
+
+
+class SizeManager(RunManager):
+    """Logs each run's parameter count as the extra column ``params``, as ``model.count_params()`` would."""
+
+    def extra_columns(self):
+        return {"params": self.run_params.units * 74 + 10}
+
+
+def values_by_params(summary, metrics=("val_accuracy", "params")):
+    """Each completed run's values of ``metrics``, keyed by its params (as Optuna's trials hold them)."""
+    done = summary[summary["status"] == "completed"]
+    return {tuple(sorted((name, row[name]) for name in SIZES)): [row[m] for m in metrics]
+            for row in done.to_dict("records")}
+
+
+def test_a_search_of_two_metrics_tells_optuna_both_values_with_a_seeded_nsga_ii(tmp_path):
+    import optuna
+
+    search = OptunaSearch(SIZES, 6, **TWO, seed=0)
+    assert isinstance(search.study.sampler, optuna.samplers.NSGAIISampler)
+    assert search.study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    assert (search.metric, search.mode) == ("val_accuracy", "max")
+    summary = SizeManager(tmp_path / "a", verbose=0).sweep(scripted, search)
+    assert (summary["status"] == "completed").all() and len(summary) == 6
+    expected = values_by_params(summary)
+    told = [t for t in search.study.trials if t.state.name == "COMPLETE"]
+    assert len(told) >= 6
+    for trial in told:
+        assert trial.values == pytest.approx(expected[tuple(sorted(trial.params.items()))])
+    assert summary.attrs["objectives"] == [["val_accuracy", "max"], ["params", "min"]] and "pareto" in summary
+    # Seeded: the same runs for the same seed, other runs for another.
+    again = SizeManager(tmp_path / "b", verbose=0).sweep(scripted, OptunaSearch(SIZES, 6, **TWO, seed=0))
+    other = SizeManager(tmp_path / "c", verbose=0).sweep(scripted, OptunaSearch(SIZES, 6, **TWO, seed=1))
+    pd.testing.assert_frame_equal(again[list(SIZES)], summary[list(SIZES)])
+    assert not other[list(SIZES)].equals(summary[list(SIZES)])
+
+
+def test_a_search_of_two_metrics_keeps_a_sampler_given_and_one_metric_keeps_tpe():
+    import optuna
+
+    given = optuna.samplers.RandomSampler(seed=0)
+    assert OptunaSearch(SIZES, 3, **TWO, sampler=given).study.sampler is given
+    assert isinstance(OptunaSearch(SIZES, 3, metric="val_accuracy", seed=0).study.sampler, optuna.samplers.TPESampler)
+    assert OptunaSearch(SIZES, 3, metric=["val_loss", "params"]).objectives == [("val_loss", "min"), ("params", "max")]
+    assert "metric=['val_accuracy', 'params']" in repr(OptunaSearch(SIZES, 3, **TWO))
+
+
+@pytest.mark.parametrize(("metric", "mode", "match"), [
+    (["val_accuracy", "params"], ["max"], r"2 metrics .* and 1 modes"),
+    ([], None, r"empty list of metrics"),
+    (["val_accuracy", "params"], ["max", "least"], r"mode must be 'min' or 'max', got 'least'"),
+    (["val_accuracy", "params"], "min", r"several metrics .* and one mode 'min'"),
+])
+def test_bad_lists_of_metrics_are_refused_when_the_search_is_made(metric, mode, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        OptunaSearch(SIZES, 3, metric=metric, mode=mode)
+
+
+def test_failed_runs_of_a_search_of_two_metrics_are_told_as_failed(tmp_path):
+    space = {**SIZES, "fail": [True, False]}
+    search = OptunaSearch(space, 8, **TWO, seed=1)
+    summary = SizeManager(tmp_path, verbose=0).sweep(scripted, search, max_consecutive_failures=0)
+    failed = int((summary["status"] == "failed").sum())
+    assert 0 < failed < 8
+    states = [t.state.name for t in search.study.trials]
+    assert states.count("FAIL") >= failed and states.count("COMPLETE") >= 8 - failed
+    assert all(len(t.values) == 2 for t in search.study.trials if t.state.name == "COMPLETE")
+
+
+def test_a_run_that_never_logs_one_of_the_metrics_stops_the_sweep_naming_it(tmp_path):
+    with pytest.raises(InvalidArgumentError, match=r"optimises 'params', which run 1 never logged \(it logged "
+                                                   r"loss, val_accuracy\); pass one of those"):
+        RunManager(tmp_path, verbose=0).sweep(scripted, OptunaSearch(SIZES, 4, **TWO, seed=0))
+    assert load_summary(tmp_path)["status"].tolist() == ["failed"]
+
+
+def test_a_resumed_search_of_two_metrics_tells_the_journals_runs_both_values_first(tmp_path):
+    first = Calls(interrupt_at=4)
+    with pytest.raises(KeyboardInterrupt):
+        SizeManager(tmp_path, verbose=0).sweep(first, OptunaSearch(SIZES, 8, **TWO, seed=0))
+    before = values_by_params(load_summary(tmp_path))
+    assert len(before) == 3
+    search = OptunaSearch(SIZES, 8, **TWO, seed=0)
+    again = Calls()
+    summary = SizeManager(tmp_path, verbose=0).sweep(again, search, resume=True)
+    assert len(again.runs) == 5 and (summary["status"] == "completed").sum() == 8
+    journal = search.study.trials[:3]  # told from the journal before the first ask
+    told = {tuple(sorted(t.params.items())): t.values for t in journal}
+    assert told.keys() == before.keys()
+    for key, values in before.items():
+        assert told[key] == pytest.approx(values)
+
+
+def test_with_repeats_each_metric_is_told_as_its_mean_over_the_repeats(tmp_path):
+    search = OptunaSearch(SIZES, 3, **TWO, seed=0)
+
+    def noisy(run, callbacks):
+        level = score(run) + (0.01 if run.repeat == 2 else 0.0)
+        training.fit_without_model(callbacks, [{"loss": 1 - level, "val_accuracy": level}])
+
+    summary = SizeManager(tmp_path, verbose=0).sweep(noisy, search, repeats=2, seed=0)
+    assert len(summary) == 6
+    means = summary.groupby(list(SIZES))[["val_accuracy", "params"]].mean()
+    told = [t for t in search.study.trials if t.state.name == "COMPLETE"]
+    assert len(told) == 3
+    for trial in told:
+        key = tuple(trial.params[name] for name in SIZES)
+        assert trial.values == pytest.approx(means.loc[key].tolist())
+    assert aggregate_has_front(summary)
+
+
+def aggregate_has_front(summary) -> bool:
+    from runmanager import aggregate
+
+    return aggregate(summary)["pareto"].dtype == bool
