@@ -121,6 +121,35 @@ def check_repeats_and_report(log_dir: Path, stdout: str) -> None:
         shutil.copyfile(shot, Path(os.environ["RUNMANAGER_DOCS_IMAGES"]) / "report.png")
 
 
+def check_two_objectives(log_dir: Path, stdout: str) -> None:
+    summary = runmanager.load_summary(log_dir)
+    assert len(summary) == 10 and (summary["status"] == "completed").all()
+    # The extra column is the model's parameter count: Dense(64 -> units) + Dense(units -> 10).
+    assert (summary["params"] == summary["units"] * 75 + 10).all()
+    # The pareto column is the front found by brute force over all pairs.
+    points = summary[["run", "val_accuracy", "params"]].itertuples(index=False, name=None)
+    points = {run: (accuracy, params) for run, accuracy, params in points}
+    front = {run for run, (a, p) in points.items()
+             if not any(a2 >= a and p2 <= p and (a2 > a or p2 < p) for r2, (a2, p2) in points.items() if r2 != run)}
+    assert set(summary.loc[summary["pareto"], "run"]) == front and 1 < len(front) < 10
+    ranked = summary[summary["pareto"]].sort_values("val_accuracy", ascending=False)["run"].tolist()
+    assert runmanager.pareto(log_dir, ["val_accuracy", "params"], ["max", "min"])["run"].tolist() == ranked
+    assert f"{len(summary)} runs, {len(front)} on the Pareto front" in stdout
+    assert f"Pareto front by val_accuracy (max), params (min): {len(front)} of 10 completed runs" in stdout
+    # The report's front in a real browser; the screenshot is the one in docs/analysis.md.
+    from browser import render
+
+    report = log_dir / "report.html"
+    page = report.read_text(encoding="utf-8")
+    assert '<section id="pareto">' in page and "<script" not in page
+    shot = log_dir / "pareto.png"
+    seen = render(report, shot, section="#pareto")
+    assert seen["failed"] == [] and seen["errors"] == [] and seen["requests"] == [report.resolve().as_uri()]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("RUNMANAGER_DOCS_IMAGES"):
+        shutil.copyfile(shot, Path(os.environ["RUNMANAGER_DOCS_IMAGES"]) / "pareto.png")
+
+
 CHECKS = {
     "nested_loops_to_runbuilder": check_nested_loops_to_runbuilder,
     "tensorboard_hparams": check_tensorboard_hparams,
@@ -128,6 +157,7 @@ CHECKS = {
     "custom_training_loop": check_custom_training_loop,
     "subclass_extra_columns": check_subclass_extra_columns,
     "repeats_and_report": check_repeats_and_report,
+    "two_objectives": check_two_objectives,
 }
 
 
