@@ -34,7 +34,7 @@ def test_python_blocks_run_in_order(tmp_path):
     # The shell tour runs against the sweep the Python blocks made (TensorBoard serves forever: not here).
     commands = [line.split("#")[0].strip() for block in blocks("bash") for line in block.splitlines()]
     tour = [c for c in commands if c.startswith("runmanager ") and c.split()[1] in ("show", "best", "report")]
-    assert len(tour) == 5
+    assert len(tour) == 6
     for command in tour:
         args = shlex.split(command)[1:]
         shown = subprocess.run([sys.executable, "-m", "runmanager.cli", *args], cwd=tmp_path,
