@@ -51,6 +51,7 @@ def test_public_callables_have_docstrings_with_an_example():
     members = [runmanager.load_results, runmanager.load_summary, RunBuilder, RunBuilder.get_runs,
                RunBuilder.from_hparams, RunBuilder.sample, RunManager, RunManager.track_loss,
                RunManager.track_num_correct, RunManager.track, RunManager.callback, RunManager.sweep,
-               RunManager.save, RunManager.extra_columns, RunManager.summary]
+               RunManager.save, RunManager.extra_columns, RunManager.summary, RunManager.pareto, runmanager.pareto,
+               runmanager.aggregate]
     for member in members:
         assert "Example" in (member.__doc__ or ""), member
