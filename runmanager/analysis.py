@@ -245,4 +245,3 @@ def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
         frame.insert(0, "rank", frame[mean].rank(method="min", ascending=mode == "min").astype("Int64"))
         frame = frame.reset_index(drop=True)
     return frame
-

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from runmanager.search import Search
 
 __all__ = ["MOVED_OPTIONS", "Sweep", "Tally", "check_pruner_objectives", "check_sweep_arguments", "check_train",
-           "create_executor", "moved_options", "sweep_metric", "sweep_objectives"]
+           "create_executor", "moved_options", "sweep_objectives"]
 
 
 def check_sweep_arguments(
@@ -136,13 +136,6 @@ def sweep_objectives(metric: Any, mode: Any, search: Any, pruner: Any) -> list[t
             raise InvalidArgumentError(f"mode={mode!r} needs a metric; pass metric= too, e.g. metric='val_loss'.")
         return []
     return resolve_objectives(metric, mode, who="sweep(metric=...)")
-
-
-def sweep_metric(metric: Any, mode: Any, search: Any, pruner: Any) -> tuple[str | None, str | None]:
-    """The metric (and mode) the sweep judges runs by: the first of :func:`sweep_objectives`;
-    None when none names one."""
-    objectives = sweep_objectives(metric, mode, search, pruner)
-    return objectives[0] if objectives else (None, None)
 
 
 def check_pruner_objectives(pruner: Any, objectives: list[tuple[str, str]]) -> None:
