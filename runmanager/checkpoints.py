@@ -36,7 +36,7 @@ from runmanager.errors import (
     is_int,
 )
 from runmanager.events import CheckpointRemoved, CheckpointSaved, Event, ModelBytes, RunStarted, resolve_mode
-from runmanager.results import Results, RunRecord, best_epoch
+from runmanager.results import Results, RunRecord, best_epoch, epoch_value
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -462,7 +462,7 @@ def resume_point(record: RunRecord, settings: CheckpointSettings) -> ResumePoint
     metric = settings.metric or next((m for m in PREFERRED_METRICS if record.epochs and m in record.epochs[-1].metrics),
                                      None)
     if best is not None and metric is not None:
-        value = next((e.metrics.get(metric) for e in record.epochs if e.epoch == best.epoch), None)
+        value = next((epoch_value(e, metric) for e in record.epochs if e.epoch == best.epoch), None)
     elapsed = next((e.run_duration for e in record.epochs if e.epoch == last.epoch), 0.0)
     return ResumePoint(last.epoch, last.file, value, elapsed)
 
@@ -588,7 +588,7 @@ def sweep_metric(results: Results, metric: str | None = None, mode: str | None =
             f"No metric to judge runs by: the runs logged {', '.join(results.metric_names) or 'no metrics'}; "
             "pass metric=, e.g. metric='val_accuracy'."
         )
-    if results.runs and metric not in results.metric_names:
+    if results.runs and metric not in results.metric_names and metric not in results.extra_names:
         raise InvalidArgumentError(
             f"Unknown metric {metric!r}; the runs logged {', '.join(results.metric_names) or 'no metrics'}."
         )
@@ -598,7 +598,7 @@ def sweep_metric(results: Results, metric: str | None = None, mode: str | None =
 def best_value(record: RunRecord, metric: str, mode: str) -> float | None:
     """The run's value of ``metric`` at its best epoch, or None."""
     position = best_epoch(record, metric, mode)
-    return None if position is None else record.epochs[position].metrics[metric]
+    return None if position is None else epoch_value(record.epochs[position], metric)
 
 
 def pick_run(results: Results, metric: str, mode: str, *, kept_only: bool = True) -> RunRecord | None:

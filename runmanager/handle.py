@@ -246,7 +246,10 @@ class RunHandle:
             if not by_hand:
                 return []
             self.plan = CheckpointPlan("best")
-        kinds = self.plan.kinds(event.epoch, event.metrics, final=final or self.pruned or by_hand)
+        # A numeric extra column (a model's size) may be what the sweep judges runs by.
+        values = {name: value for name, value in event.extras.items()
+                  if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        kinds = self.plan.kinds(event.epoch, {**values, **event.metrics}, final=final or self.pruned or by_hand)
         emit = self._emitter("save_checkpoint")
         for saved in self.writer.save(model, self.number, event.epoch, kinds):
             emit(saved)

@@ -31,7 +31,7 @@ from runmanager.events import (
 )
 from runmanager.objectives import pareto_mask
 
-__all__ = ["Results", "RunRecord", "best_epoch", "fold", "params_changed", "union"]
+__all__ = ["Results", "RunRecord", "best_epoch", "epoch_value", "fold", "params_changed", "union"]
 
 
 @dataclass
@@ -70,12 +70,26 @@ class RunRecord:
             (0.5, 1210.0, None)
         """
         for epoch in reversed(self.epochs):
-            if metric in epoch.metrics:
-                return epoch.metrics[metric]
-            value = epoch.extras.get(metric)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+            value = epoch_value(epoch, metric)
+            if value is not None:
+                return value
         return None
+
+
+def epoch_value(epoch: EpochEnded, name: str) -> float | None:
+    """An epoch's value of metric ``name``: a logged metric, else a numeric extra column (a model's
+    size, say, which a sweep may judge runs by too); None when it has neither.
+
+    Examples:
+        >>> epoch_value(EpochEnded(1, "r1", 1, {"loss": 0.5}, {"params": 1210}, 0.1, 0.1), "params")
+        1210.0
+    """
+    if name in epoch.metrics:
+        return epoch.metrics[name]
+    value = epoch.extras.get(name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def union(names: Iterable[str], into: dict[str, None]) -> None:
@@ -181,6 +195,11 @@ class Results:
     @property
     def metric_names(self) -> list[str]:
         return list(self._metrics)
+
+    @property
+    def extra_names(self) -> list[str]:
+        """The extra columns of the epoch rows (``extra_columns()``, ``end_epoch(**extra)``)."""
+        return list(self._extras)
 
     @property
     def param_names(self) -> list[str]:
@@ -306,13 +325,13 @@ def best_epoch(record: RunRecord, metric: str, mode: str) -> int | None:
         1
     """
     found: int | None = None
+    best = math.nan
     for position, epoch in enumerate(record.epochs):
-        value = epoch.metrics.get(metric)
+        value = epoch_value(epoch, metric)
         if value is None or not math.isfinite(value):
             continue
-        if found is None or (value < record.epochs[found].metrics[metric] if mode == "min"
-                             else value > record.epochs[found].metrics[metric]):
-            found = position
+        if found is None or (value < best if mode == "min" else value > best):
+            found, best = position, value
     return found
 
 

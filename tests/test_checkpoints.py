@@ -344,3 +344,21 @@ def test_a_worker_without_the_log_dir_sends_the_bytes_once_and_the_driver_writes
                                                                         "last": (3, len(sent[0].data))}
     assert (tmp_path / checkpoint_file(1, "last")).read_bytes() == sent[0].data
     assert np.allclose(flat(runmanager.checkpoints.read_model(tmp_path / checkpoint_file(1, "best"))), flat(model))
+
+
+class ParamsManager(RunManager):
+    """Logs each run's real parameter count as the extra column ``params``."""
+
+    def extra_columns(self):
+        return {"params": self.model.count_params() if self.model is not None else 0}
+
+
+def test_a_sweep_judged_by_an_extra_column_keeps_and_returns_the_model_it_names(tmp_path, weights):
+    """The first objective may be a numeric extra column (the model's size): the kept model, the
+    progress line and best_model() all judge by it."""
+    log_dir = tmp_path / "runs"
+    m = ParamsManager(log_dir, verbose=0)
+    summary = m.sweep(training.train_peaking, {"units": [16, 4, 8]}, checkpoint=True, metric="params", mode="min")
+    assert summary["checkpoint"].tolist() == [checkpoint_file(n, "best") for n in (1, 2, 3)]
+    smallest = m.best_model()
+    assert smallest.count_params() == summary["params"].min() == training.build_model(4).count_params()

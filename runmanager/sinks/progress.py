@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runmanager.display import LiveTable
 from runmanager.events import EpochEnded, RunEnded, Status, SweepStarted, default_mode
-from runmanager.results import best_epoch
+from runmanager.results import best_epoch, epoch_value
 from runmanager.sinks import Sink
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class ProgressSink(Sink):
         self.counts[record.status.value] = self.counts.get(record.status.value, 0) + 1
         if record.status == Status.COMPLETED and self.metric is not None:
             position = best_epoch(record, self.metric, self.mode)  # runs are ranked by their best epoch
-            value = None if position is None else record.epochs[position].metrics[self.metric]
+            value = None if position is None else epoch_value(record.epochs[position], self.metric)
             if value is not None and math.isfinite(value) and (
                     self.best is None or (value < self.best[0] if self.mode == "min" else value > self.best[0])):
                 self.best = (value, record.number)
