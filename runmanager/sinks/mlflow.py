@@ -157,7 +157,7 @@ def sweep_id(log_dir: Path | None, results: Results | None) -> str:
     Examples:
         >>> from runmanager.results import fold
         >>> from runmanager.events import RunStarted
-        >>> results = fold([RunStarted("1", "ab", {}, time=1700000000.25)])
+        >>> results = fold([RunStarted(1, "ab", {}, time=1700000000.25)])
         >>> sweep_id(Path("runs/cnn"), results) == sweep_id(Path("/elsewhere/cnn"), results)
         True
     """
