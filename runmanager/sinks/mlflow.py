@@ -70,17 +70,19 @@ RUN_STATUS = {Status.COMPLETED: "FINISHED", Status.FAILED: "FAILED", Status.DIVE
 SWEEP_STATUS = {"finished": "FINISHED", "timeout": "FINISHED", "interrupted": "KILLED", "stopped": "FAILED",
                 "running": "KILLED"}
 EPOCHS_TAG = "runmanager.epochs"
-_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# No retries and a 5 s timeout (a dead server otherwise holds a call for minutes); and no "View run
+# at" lines printed (and fetched: a get_run call each) by set_terminated into the sweep's output.
+_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+           "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 # MLflow's limits on one log_batch and on a value (mlflow/utils/validation.py).
 _METRICS_PER_BATCH, _PARAMS_PER_BATCH, _PARAM_LENGTH, _TAG_LENGTH = 1000, 100, 6000, 8000
 
 
 class _Bounds:
-    """No retries and a 5 s timeout for MLflow's HTTP calls while at least one sink call is going.
+    """The settings of :data:`_BOUNDS` while at least one call of a sink (or of :func:`upload`) is going.
 
-    MLflow reads these two settings from the environment at every request and has no per-client
-    option; they are set only while a call of a sink (or of :func:`upload`) is going, and the
-    user's own values come back after it.
+    MLflow reads them from the environment at every request and has no per-client option; they
+    are set only while such a call is going, and the user's own values come back after it.
     """
 
     def __init__(self) -> None:
