@@ -29,7 +29,7 @@ from runmanager.events import (
 )
 from runmanager.naming import params_of
 from runmanager.results import Results, RunRecord
-from runmanager.sinks import SinkList
+from runmanager.sinks.base import SinkList
 from runmanager.storage import write_failure
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from runmanager.handle import RunHandle
 from runmanager.naming import params_of, run_id
 from runmanager.recorder import Recorder
 from runmanager.signals import exception_text, interrupt_reason, terminate_like_interrupt
-from runmanager.sinks import Sink, SinkList, SinkStore
+from runmanager.sinks.base import Sink, SinkList, SinkStore
 from runmanager.sinks.progress import ProgressSink
 from runmanager.sinks.table import TableSink
 from runmanager.storage import JOURNAL_NAME, TENSORBOARD_DIR, load_for_writing, prepare_log_dir, write_frame

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runmanager.events import Event, SinkState, SweepEnded, SweepStarted, to_dict
-from runmanager.sinks import Sink
+from runmanager.sinks.base import Sink
 from runmanager.storage import Journal, write_failure
 
 if TYPE_CHECKING:

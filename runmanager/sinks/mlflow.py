@@ -627,7 +627,9 @@ def upload(log_dir: str | os.PathLike[str], tracking_uri: str | None = None, exp
 
     Args:
         log_dir: a finished or crashed sweep's folder (not one a sweep is writing).
-        tracking_uri, experiment, log_models: as for :class:`MLflowSink`.
+        tracking_uri: the tracking server or database, as for :class:`MLflowSink`.
+        experiment: the experiment's name, as for :class:`MLflowSink`.
+        log_models: log the best run's kept model, as for :class:`MLflowSink`.
 
     Returns:
         ``experiment_id``, ``run_id`` (the sweep's run) and the counts: runs ``created``,
