@@ -404,6 +404,43 @@ def test_mlflow_down_never_stalls_the_sweep_warns_once_then_the_upload_and_a_res
     assert_points_are_the_results(client, children, log_dir)
 
 
+def test_a_sweep_begun_with_mlflow_down_and_resumed_with_it_up_sends_everything(uri, experiment, tmp_path):
+    """The resumed run's epochs from before the interrupt (kept by its checkpoint) go up too."""
+    INTERRUPTED.clear()
+    grid = {"units": [4, 8]}
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(KeyboardInterrupt):
+        warnings.simplefilter("always")
+        RunManager(tmp_path, verbose=0, sinks=[MLflowSink(f"http://127.0.0.1:{closed_port()}")]).sweep(
+            train_interrupted, grid, seed=0, checkpoint=True)
+    assert len([w for w in caught if "MLflow" in str(w.message)]) == 1
+    m = RunManager(tmp_path, verbose=0, sinks=[MLflowSink(uri, experiment)])
+    m.sweep(train_interrupted, grid, seed=0, checkpoint=True, resume=True)
+    m.close()
+    client, parents, children = read_back(uri, experiment)
+    assert len(parents) == 1 and sorted(children) == [1, 2]
+    assert children[2].data.tags["runmanager.epochs"] == "4" and children[1].info.status == "FINISHED"
+    assert_points_are_the_results(client, children, tmp_path)
+
+
+def test_the_bounds_on_mlflows_calls_hold_while_the_sweep_goes_and_the_users_own_settings_stay(
+        uri, experiment, tmp_path, monkeypatch):
+    names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")
+    monkeypatch.delenv(names[0], raising=False)
+    monkeypatch.delenv(names[2], raising=False)
+    monkeypatch.setenv(names[1], "77")  # the user's own choice
+    seen = []
+
+    def train(run, callbacks):
+        seen.append(tuple(os.environ.get(name) for name in names))
+        crafted(run, callbacks)
+
+    m = RunManager(tmp_path, verbose=0, sinks=[MLflowSink(uri, experiment)])
+    m.sweep(train, {"x": [1, 2]})
+    m.close()
+    assert seen == [("0", "77", "true")] * 2
+    assert tuple(os.environ.get(name) for name in names) == (None, "77", None)
+
+
 def test_upload_to_a_dead_server_is_one_clear_error_fast(tmp_path, capsys):
     with RunManager(tmp_path, verbose=0) as m:
         m.sweep(crafted, {"x": [1]})

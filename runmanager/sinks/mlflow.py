@@ -79,33 +79,35 @@ _METRICS_PER_BATCH, _PARAMS_PER_BATCH, _PARAM_LENGTH, _TAG_LENGTH = 1000, 100, 6
 
 
 class _Bounds:
-    """The settings of :data:`_BOUNDS` while at least one call of a sink (or of :func:`upload`) is going.
+    """The settings of :data:`_BOUNDS` that the user has not set, while a sweep with an MLflowSink
+    goes (or :func:`upload` runs); what was there before comes back after it.
 
-    MLflow reads them from the environment at every request and has no per-client option; they
-    are set only while such a call is going, and the user's own values come back after it.
+    MLflow reads them from the environment at each request and has no per-client option. They
+    are set and removed in the thread that records the events, at a sweep's start and end, not
+    around each call: changing the environment while other threads (TensorFlow's) read it is
+    best done rarely.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
-        self._saved: dict[str, str | None] = {}
+        self._added: list[str] = []
 
     def __enter__(self) -> None:
         with self._lock:
             if self._users == 0:
-                self._saved = {name: os.environ.get(name) for name in _BOUNDS}
-                os.environ.update(_BOUNDS)
+                self._added = [name for name in _BOUNDS if name not in os.environ]
+                for name in self._added:
+                    os.environ[name] = _BOUNDS[name]
             self._users += 1
 
     def __exit__(self, *exc: Any) -> None:
         with self._lock:
             self._users -= 1
             if self._users == 0:
-                for name, value in self._saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+                for name in self._added:
+                    os.environ.pop(name, None)
+                self._added = []
 
 
 _bounded = _Bounds()
@@ -360,14 +362,15 @@ class _Mirror:
 
             if child.mlflow_status != "RUNNING":
                 self.client.update_run(child.run_id, status="RUNNING")
-            # Its points after from_epoch are of an attempt the journal superseded: later ones are sent again.
             tags = [RunTag("runmanager.status", Status.RUNNING.value)]
             if child.epochs > from_epoch:
+                # Its points after from_epoch are of an attempt the journal superseded: the new
+                # attempt's epochs are sent again, with the same steps.
+                child.epochs = from_epoch
                 tags.append(RunTag(EPOCHS_TAG, str(from_epoch)))
             self.client.log_batch(child.run_id, tags=tags)
             child.status, child.mlflow_status = Status.RUNNING.value, "RUNNING"
-            self._send(child, [item for item in kept if child.epochs < item[0] <= from_epoch])
-            child.epochs = min(child.epochs, from_epoch)
+        self._send(child, [item for item in kept if child.epochs < item[0] <= from_epoch])
 
     def epoch(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
         if number in self.children:  # else the sink was added while the run went: upload() sends it
@@ -491,8 +494,7 @@ class MLflowSink(Sink):
                 if self.error is None:
                     call, args, kwargs = item
                     try:
-                        with _bounded:
-                            call(*args, **kwargs)
+                        call(*args, **kwargs)
                     except Exception as exc:  # noqa: BLE001 - any failure stops the sink, never the sweep
                         self.error = exc
             finally:
@@ -518,6 +520,7 @@ class MLflowSink(Sink):
             log_dir = store.log_dir if store is not None else None
             results = store.results if store is not None else None
             self.error, self._warned = None, False
+            _bounded.__enter__()
             self._mirror = _Mirror(self.client, self.tracking_uri, self.experiment, sweep_id(log_dir, results),
                                    log_dir.name if log_dir is not None else "runmanager", log_dir)
             state = store.state(SINK) if store is not None else {}
@@ -585,22 +588,28 @@ class MLflowSink(Sink):
         else:
             artifacts, best = [], None
         self._submit(mirror.sweep_ended, reason, artifacts, best)
-        self._wait()
+        self._release()
         self._journal()
-        self._mirror = None  # the next sweep (or run by hand) opens it again, and goes on in the same runs
+
+    def _release(self) -> None:
+        """Wait for what is queued; the next sweep (or run by hand) opens the MLflow side again."""
+        self._wait()
+        if self._mirror is not None:
+            self._mirror = None
+            _bounded.__exit__()
 
     def on_sweep_end(self, event: SweepEnded) -> None:
         self._end(event.reason)
 
     def reset(self) -> None:
-        self._wait()
-        self._mirror = None  # the log_dir was emptied: its next sweep is a new MLflow run
+        self._release()  # the log_dir was emptied: its next sweep is a new MLflow run
 
     def flush(self) -> None:
         # Runs made by hand have no sweep end: the manager being closed ends them in MLflow.
         self._end("finished")
 
     def close(self) -> None:
+        self._release()
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=30)
