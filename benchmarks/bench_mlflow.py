@@ -114,6 +114,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
+        os.chdir(folder)  # MLflow puts a SQLite store's artifacts under ./mlruns
         variants: dict[str, str | None] = {"no sink": None, "MLflowSink, sqlite:///": f"sqlite:///{folder}/m.db"}
         server = None if args.no_server else start_server(folder)
         if server is not None:
