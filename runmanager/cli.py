@@ -9,6 +9,7 @@
     runmanager best LOG_DIR --model [--metric NAME]
     runmanager report LOG_DIR [-o FILE|DIR] [--metric NAME] [--by PARAM]
     runmanager tensorboard LOG_DIR [--port N]
+    runmanager mlflow LOG_DIR [--tracking-uri URI] [--experiment NAME]
 
 ``--where`` takes a filter over the table's columns, in the ordinary part of pandas'
 ``DataFrame.query`` language: comparisons (chained too), ``in [...]``, ``and``/``or``/``not``,
@@ -283,6 +284,16 @@ def _tensorboard(args: argparse.Namespace) -> int:
     return serve(args.log_dir, port=args.port)
 
 
+def _mlflow(args: argparse.Namespace) -> int:
+    from runmanager.sinks.mlflow import upload
+
+    sent = upload(args.log_dir, args.tracking_uri, args.experiment)
+    print(f"{args.log_dir} is in MLflow at {sent['tracking_uri']}, experiment {sent['experiment_id']}, as run "
+          f"{sent['run_id']}: {sent['created']} runs created, {sent['epochs']} epochs and {sent['ended']} run ends "
+          f"sent, {sent['artifacts']} artifacts logged; what MLflow held already was skipped.")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="runmanager", description="Hyperparameter sweeps for Keras, as tables you can read."
@@ -333,6 +344,13 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("log_dir")
     board.add_argument("--port", type=int, default=0, help="default: a free port")
     board.set_defaults(func=_tensorboard)
+    mlflow = commands.add_parser("mlflow", help="send a finished or crashed sweep to MLflow (again: only what is missing)")
+    mlflow.add_argument("log_dir")
+    mlflow.add_argument("--tracking-uri", help="e.g. http://127.0.0.1:5000 or sqlite:///mlflow.db "
+                        "(default: MLflow's own, MLFLOW_TRACKING_URI)")
+    mlflow.add_argument("--experiment", help="the MLflow experiment, created if missing (default: "
+                        "MLFLOW_EXPERIMENT_NAME, else Default)")
+    mlflow.set_defaults(func=_mlflow)
     return parser
 
 

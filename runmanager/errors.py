@@ -24,6 +24,7 @@ __all__ = [
     "LifecycleError",
     "LogDirError",
     "LogDirWriteError",
+    "MLflowError",
     "MissingExtraError",
     "MissingMetricError",
     "RunManagerError",
@@ -87,6 +88,10 @@ class CheckpointError(RunManagerError, ValueError):
 
 class SweepError(RunManagerError, RuntimeError):
     """A sweep was stopped because something is systematically wrong."""
+
+
+class MLflowError(RunManagerError, RuntimeError):
+    """MLflow could not be reached, or refused a call, while a log_dir was being uploaded to it."""
 
 
 class MissingExtraError(RunManagerError, ImportError):

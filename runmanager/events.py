@@ -1,7 +1,8 @@
 """The one schema: what happens in a sweep, as typed events, and how they are written down.
 
 Every change a RunManager records is one of four events: a sweep starts, a
-run starts, an epoch ends, a run ends (and a sweep ends). They are built here
+run starts, an epoch ends, a run ends (and a sweep ends); checkpoints, notes and
+the state a sink keeps of its own (:class:`SinkState`) are events too. They are built here
 and nowhere else, folded into runs by :class:`runmanager.results.Results`,
 sent to the sinks (journal, exports, table, TensorBoard), and carried from
 worker processes to the driver as they are (they pickle). :func:`to_dict` and
@@ -31,6 +32,7 @@ __all__ = [
     "RunEnded",
     "RunNote",
     "RunStarted",
+    "SinkState",
     "Status",
     "SweepEnded",
     "SweepStarted",
@@ -265,8 +267,20 @@ class RunNote(Event):
     text: str
 
 
+@dataclass(frozen=True)
+class SinkState(Event):
+    """A sink's own state, kept in the journal so that a resumed sweep (or a reader) finds it
+    again: the value (anything JSON holds) of ``key`` for the sink named ``sink``; a later
+    value of the same key replaces it. MLflowSink keeps its MLflow run ids this way."""
+
+    TYPE: ClassVar[str] = "sink_state"
+    sink: str
+    key: str
+    value: Any
+
+
 _TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (SweepStarted, SweepEnded, RunStarted, EpochEnded, RunEnded,
-                                                          CheckpointSaved, CheckpointRemoved, RunNote)}
+                                                          CheckpointSaved, CheckpointRemoved, RunNote, SinkState)}
 
 
 def to_dict(event: Event) -> dict[str, Any]:

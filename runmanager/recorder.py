@@ -17,10 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from runmanager.checkpoints import copy_model_file, write_model_bytes
 from runmanager.errors import LogDirError, LogDirWriteError
-from runmanager.events import Event, ModelBytes, RunEnded, RunStarted, Status, SweepEnded, SweepStarted
+from runmanager.events import (
+    Event,
+    ModelBytes,
+    RunEnded,
+    RunStarted,
+    SinkState,
+    Status,
+    SweepEnded,
+    SweepStarted,
+)
 from runmanager.naming import params_of
 from runmanager.results import Results, RunRecord
-from runmanager.sinks import SinkList
+from runmanager.sinks.base import SinkList
 from runmanager.storage import write_failure
 
 if TYPE_CHECKING:
@@ -101,6 +110,18 @@ class Recorder:
             self.record(RunStarted.of(number, params_of(run)))
         record = self.results.runs[number]
         self.record(RunEnded(number, record.run_id, status, len(record.epochs), record.run_duration or 0.0, error))
+
+    def save(self, event: SinkState) -> None:
+        """Fold a sink's own state into the results and hand it to the sinks (the journal writes it):
+        what :meth:`runmanager.sinks.SinkStore.save` does."""
+        if self.taken_over:
+            return  # another RunManager writes this log_dir now; its runs are no longer this sink's
+        self.results.apply(event)
+        try:
+            self.sinks.on_sink_state(event)
+        except LogDirWriteError as exc:
+            self.write_error = exc
+            raise
 
     def note(self, text: str) -> None:
         """Show a line to the person watching; it is not recorded."""

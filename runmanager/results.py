@@ -25,7 +25,9 @@ from runmanager.events import (
     RunEnded,
     RunNote,
     RunStarted,
+    SinkState,
     Status,
+    SweepEnded,
     SweepStarted,
     resolve_mode,
 )
@@ -123,9 +125,18 @@ class Results:
         self.sweep_mode: str | None = None
         #: every (metric, mode) of the latest sweep with several objectives; () for one objective
         self.objectives: tuple[tuple[str, str], ...] = ()
+        #: how the latest sweep ended ("finished", "timeout", "interrupted", "stopped"), "running"
+        #: while it has not ended (or its writer died), None when there was no sweep
+        self.sweep_end: str | None = None
+        #: when the first event was recorded: with the log_dir's name, what identifies its runs elsewhere
+        self.began: float | None = None
+        #: sink name -> key -> value: what the sinks keep of their own (:class:`SinkState`)
+        self.sink_state: dict[str, dict[str, Any]] = {}
 
     def apply(self, event: Event) -> RunRecord | None:
         """Fold one event into the state; return the run it concerns (``None`` for sweep events)."""
+        if self.began is None:
+            self.began = getattr(event, "time", None)
         if isinstance(event, RunStarted):
             # A rerun of a run (resume) starts it afresh: its old epochs after the checkpoint it
             # goes on from (all of them, without one) are superseded.
@@ -175,9 +186,15 @@ class Results:
             record = self.runs[event.run]
             record.notes.append(event.text)
             return record
-        if isinstance(event, SweepStarted) and event.metric is not None:
-            self.sweep_metric, self.sweep_mode = event.metric, event.mode
-            self.objectives = tuple(event.objectives or ())
+        if isinstance(event, SinkState):
+            self.sink_state.setdefault(event.sink, {})[event.key] = event.value
+        elif isinstance(event, SweepStarted):
+            self.sweep_end = "running"
+            if event.metric is not None:
+                self.sweep_metric, self.sweep_mode = event.metric, event.mode
+                self.objectives = tuple(event.objectives or ())
+        elif isinstance(event, SweepEnded):
+            self.sweep_end = event.reason
         return None  # sweep events describe the sweep, not its rows
 
     def forget(self, number: int) -> None:

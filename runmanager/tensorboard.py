@@ -41,7 +41,7 @@ from typing import IO, Any
 from runmanager.errors import InvalidArgumentError, LogDirError, RunManagerError, missing_extra
 from runmanager.events import CheckpointSaved, EpochEnded, RunEnded, RunStarted, Status, SweepStarted
 from runmanager.naming import jsonable, safe_name
-from runmanager.sinks import Sink
+from runmanager.sinks.base import Sink
 from runmanager.storage import TENSORBOARD_DIR
 
 __all__ = ["TensorBoardWriter", "serve"]

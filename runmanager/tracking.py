@@ -36,7 +36,7 @@ from runmanager.handle import RunHandle
 from runmanager.naming import params_of, run_id
 from runmanager.recorder import Recorder
 from runmanager.signals import exception_text, interrupt_reason, terminate_like_interrupt
-from runmanager.sinks import Sink, SinkList
+from runmanager.sinks.base import Sink, SinkList, SinkStore
 from runmanager.sinks.progress import ProgressSink
 from runmanager.sinks.table import TableSink
 from runmanager.storage import JOURNAL_NAME, TENSORBOARD_DIR, load_for_writing, prepare_log_dir, write_frame
@@ -148,13 +148,15 @@ class RunManager:
         self._sinks.add(self._tensorboard)
 
     def add_sink(self, sink: Sink) -> None:
-        """Send every later event to ``sink`` too (after the journal, the exports and the table).
+        """Send every later event to ``sink`` too (after the journal, the exports and the table);
+        its ``on_attach`` gets the manager's :class:`~runmanager.sinks.SinkStore`.
 
         Examples:
-            m.add_sink(MyMlflowSink())
+            m.add_sink(MLflowSink("http://127.0.0.1:5000", experiment="cnn"))
         """
         if not isinstance(sink, Sink):
             raise InvalidArgumentTypeError(f"add_sink() takes a runmanager.sinks.Sink, got {sink!r}.")
+        sink.on_attach(SinkStore(self._recorder))
         self._sinks.add(sink)
 
     @property

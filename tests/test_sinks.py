@@ -108,3 +108,43 @@ def test_the_export_budget_decides_when_a_run_end_rewrites_the_files(tmp_path, b
     assert sink.writes == writes + (budget == 0.0)
     sink.flush()  # nothing new: no rewrite
     assert sink.writes == writes + (budget == 0.0)
+
+
+class CountsEpochs(Sink):
+    """Keeps its own count of the epochs it saw, in the journal, across resumes."""
+
+    def on_attach(self, store):
+        self.store = store
+
+    def on_sweep_start(self, event, search):
+        self.seen = self.store.state("counter").get("epochs", 0)
+        self.log_dir = self.store.log_dir
+
+    def on_epoch_end(self, event, record):
+        self.seen += 1
+        self.store.save("counter", "epochs", self.seen)
+
+
+def test_a_sinks_own_state_is_journaled_folded_and_found_again_by_a_resumed_sweep(tmp_path):
+    from runmanager.events import SinkState, from_dict, to_dict
+    from runmanager.storage import JOURNAL_NAME, read_journal, read_log_dir
+
+    first = CountsEpochs()
+    m = RunManager(tmp_path, verbose=0, sinks=[first, Recorder()])
+    m.sweep(train, {"x": [1, 2]})
+    m.close()
+    assert first.seen == 2 and first.log_dir == tmp_path
+    lines = [line for line in read_journal(tmp_path / JOURNAL_NAME) if line["type"] == "sink_state"]
+    assert lines == [{"type": "sink_state", "sink": "counter", "key": "epochs", "value": 1},
+                     {"type": "sink_state", "sink": "counter", "key": "epochs", "value": 2}]
+    assert from_dict(lines[0]) == SinkState("counter", "epochs", 1) and to_dict(SinkState("c", "k", [1])) == {
+        "type": "sink_state", "sink": "c", "key": "k", "value": [1]}
+    assert read_log_dir(tmp_path).sink_state == {"counter": {"epochs": 2}}  # the latest value of each key
+    # A resumed sweep's sink starts from the journal's value; other sinks never see the state.
+    again, other = CountsEpochs(), Recorder()
+    m = RunManager(tmp_path, verbose=0, sinks=[again, other])
+    m.sweep(train, {"x": [1, 2, 3]}, resume=True)
+    m.close()
+    assert again.seen == 3 and read_log_dir(tmp_path).sink_state == {"counter": {"epochs": 3}}
+    assert [kind for kind, *_ in other.seen] == ["sweep_start", "run_start", "epoch", "run_end", "sweep_end", "close"]
+    assert len(load_results(tmp_path)) == 3  # the state is no row

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runmanager.events import EpochEnded, RunEnded, SweepEnded
-from runmanager.sinks import Sink
+from runmanager.sinks.base import Sink
 from runmanager.storage import write_exports, write_failure
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from runmanager.events import Event
-from runmanager.sinks import Sink
+from runmanager.sinks.base import Sink
 
 if TYPE_CHECKING:
     from runmanager.results import RunRecord

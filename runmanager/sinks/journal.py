@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runmanager.events import Event, SweepEnded, SweepStarted, to_dict
-from runmanager.sinks import Sink
+from runmanager.events import Event, SinkState, SweepEnded, SweepStarted, to_dict
+from runmanager.sinks.base import Sink
 from runmanager.storage import Journal, write_failure
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ class JournalSink(Sink):
         self._write(event)
 
     def on_sweep_end(self, event: SweepEnded) -> None:
+        self._write(event)
+
+    def on_sink_state(self, event: SinkState) -> None:
         self._write(event)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from runmanager.display import LiveTable
 from runmanager.events import EpochEnded, RunEnded, Status, SweepStarted, default_mode
 from runmanager.results import best_epoch, epoch_value
-from runmanager.sinks import Sink
+from runmanager.sinks.base import Sink
 
 if TYPE_CHECKING:
     from runmanager.results import RunRecord

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from runmanager.display import LiveTable
 from runmanager.events import EpochEnded, RunEnded, Status, SweepEnded, SweepStarted
 from runmanager.results import Results
-from runmanager.sinks import Sink
+from runmanager.sinks.base import Sink
 
 if TYPE_CHECKING:
     from runmanager.results import RunRecord
