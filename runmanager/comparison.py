@@ -10,8 +10,9 @@ seed in its journal (``RunStarted.seed``). ``test="paired"`` pairs the runs of t
 sides by seed (a paired t-test, ``scipy.stats.ttest_rel``); where the seeds were not
 recorded (a journal from before they were, a summary file, a sweep without ``seed=``)
 it pairs them by repeat number, and says so. Without ``test``, two sweeps are compared
-paired when every configuration in common has the same recorded seeds (at least 2) on
-both sides, else with Welch's t-test; one sweep is compared with Welch's t-test.
+paired when every configuration in common has the same recorded seeds on both sides (the
+seeds of its completed runs; at least 2 somewhere), else with Welch's t-test; one sweep is
+compared with Welch's t-test.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def compare(a: Any, b: Any = None, *, metric: str, mode: str | None = None, test
         metric: the metric compared, e.g. ``"val_accuracy"``.
         mode: ``"max"`` or ``"min"``; default: ``"min"`` for losses and errors, else ``"max"``.
         test: ``"welch"``, ``"mannwhitney"`` or ``"paired"`` (by seed, else by repeat number);
-            None: ``paired`` for two sweeps whose configurations have the same recorded seeds,
-            else ``welch``.
+            None: ``paired`` for two sweeps whose configurations' completed runs have the same
+            recorded seeds, else ``welch``.
         alpha: the significance level, between 0 and 1.
 
     Returns:
@@ -249,9 +250,9 @@ def _between(a_side: list[_Configuration], b_side: list[_Configuration], metric:
     b_index = np.array([in_b[a_side[i].key] for i in a_index], dtype=int)
     by = None
     if test is None:  # paired where every configuration has the same recorded seeds on both sides
-        same = all(None not in a_side[i].seeds and len(set(a_side[i].seeds)) == len(a_side[i].seeds) >= 2
-                   and sorted(a_side[i].seeds) == sorted(b_side[j].seeds) for i, j in zip(a_index, b_index))
-        test = "paired" if same else "welch"
+        pairs = [(a_side[i].seeds, b_side[j].seeds) for i, j in zip(a_index, b_index)]
+        same = all(None not in x and len(set(x)) == len(x) and sorted(x) == sorted(y) for x, y in pairs)
+        test = "paired" if same and any(len(x) >= 2 for x, _ in pairs) else "welch"
     if test == "paired":
         by = _pairing([[a_side[i] for i in a_index], [b_side[j] for j in b_index]])
         if by is None:

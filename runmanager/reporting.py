@@ -151,9 +151,9 @@ def _tested(summary: Any, metric: str, mode: str) -> tuple[Any, str]:
     try:
         return aggregate(summary, metric, mode, test="welch"), ""
     except MissingExtraError:
-        return aggregate(summary, metric, mode), ('<p class="note">Which configurations are tied with the best is '
-                                                  'not tested: pip install "runmanager[stats]" (scipy) adds '
-                                                  "Welch's t-test against the best.</p>")
+        sentence = ('Which configurations are tied with the best is not tested: pip install "runmanager[stats]" '
+                    "(scipy) adds Welch's t-test against the best.")
+        return aggregate(summary, metric, mode), f'<p class="note">{html.escape(sentence)}</p>'
 
 
 def _figure(fig: Any, title: str = "") -> str:
