@@ -84,7 +84,7 @@ def _configurations(summary: Any, metric: str, seeds: dict[int, int | None], mod
         value = row[metric]
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
-        key = tuple((name, param_key(row[name])) for name in params)
+        key = tuple(sorted((name, param_key(row[name])) for name in params))  # two sweeps may order params apart
         configuration = found.setdefault(key, _Configuration(key, {name: row[name] for name in params}))
         configuration.values.append(float(value))
         configuration.seeds.append(seeds.get(int(row["run"])))
@@ -238,14 +238,14 @@ def _between(a_side: list[_Configuration], b_side: list[_Configuration], metric:
     in_b = {c.key: i for i, c in enumerate(b_side)}
     a_index = np.array([i for i, c in enumerate(a_side) if c.key in in_b], dtype=int)
     if not len(a_index):
-        def shown(side: list[_Configuration], source: Any) -> str:
-            name = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "the other"
+        def shown(side: list[_Configuration], source: Any, which: str) -> str:
+            name = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else f"sweep {which}"
             params = ", ".join(side[0].params) if side else "none"
             return f"{name} (params: {params}; {len(side)} configurations with a completed run)"
 
         raise InvalidArgumentError(
-            f"No configuration is in both {shown(a_side, a)} and {shown(b_side, b)}; compare needs the same params "
-            "with the same values on both sides (the repeat left out)."
+            f"No configuration is in both {shown(a_side, a, 'a')} and {shown(b_side, b, 'b')}; compare needs the "
+            "same params with the same values on both sides (the repeat left out)."
         )
     b_index = np.array([in_b[a_side[i].key] for i in a_index], dtype=int)
     by = None

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -233,15 +234,20 @@ def tied_with_best(samples: Sequence[Sequence[float]], best: int, mode: str, tes
     return corrected, tied
 
 
+@dataclass(frozen=True)
 class Differences:
     """Pairwise comparisons, one entry per pair: the sizes, means, ``difference`` (mean of a minus
     mean of b, or the mean of the paired differences), its 95% interval ``ci_low``..``ci_high``,
     and the two-sided ``p_value`` (NaN where no test could be made)."""
 
-    def __init__(self, n_a: np.ndarray, n_b: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray,
-                 difference: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray, p_value: np.ndarray) -> None:
-        self.n_a, self.n_b, self.mean_a, self.mean_b = n_a, n_b, mean_a, mean_b
-        self.difference, self.ci_low, self.ci_high, self.p_value = difference, ci_low, ci_high, p_value
+    n_a: np.ndarray
+    n_b: np.ndarray
+    mean_a: np.ndarray
+    mean_b: np.ndarray
+    difference: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
 
 
 def _moments(values: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

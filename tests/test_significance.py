@@ -566,3 +566,21 @@ def test_without_scipy_the_report_says_how_to_add_the_test(sweeps, tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "<strong>" not in page and "p_value" not in page
     assert "pip install &quot;runmanager[stats]&quot; (scipy) adds Welch&#x27;s t-test against the best." in page
+
+
+def test_compare_two_summaries_matches_configurations_by_params_in_any_order():
+    """Summaries hold no seeds: without a test, two sweeps are compared with Welch's t-test."""
+    a = crafted({"x": [0.90, 0.92, 0.91], "y": [0.80, 0.82, 0.81]})
+    b = crafted({"y": [0.70, 0.71, 0.73], "z": [0.5, 0.6]})
+    b.insert(1, "units", 8)
+    a.insert(2, "units", 8)  # params in another order: model, units against units, model
+    table = compare(a, b, metric="val_accuracy")
+    assert table.attrs["comparison"]["test"] == "welch"
+    assert table[["model", "units"]].values.tolist() == [["y", 8]]
+    p, difference, low, high = welch_by_hand([0.80, 0.82, 0.81], [0.70, 0.71, 0.73])
+    row = table.iloc[0]
+    assert (row["p_value"], row["p_holm"], row["difference"], row["ci_low"], row["ci_high"]) == pytest.approx(
+        (p, p, difference, low, high))
+    with pytest.raises(InvalidArgumentError, match=r"No configuration is in both sweep a \(params: model, units; 2 configurations with a completed "
+                       r"run\) and sweep b \(params: units, model; 2"):
+        compare(a, b.assign(units=16), metric="val_accuracy")
