@@ -159,7 +159,8 @@ def param_key(value: Any) -> Any:
 
 
 def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
-              mode: str | Sequence[str | None] | None = None) -> Any:
+              mode: str | Sequence[str | None] | None = None, test: str | None = None,
+              alpha: float = 0.05) -> Any:
     """One row per configuration (the params without ``repeat``) over its runs.
 
     Columns: the params, ``runs``, ``completed``, then for every numeric metric
@@ -175,15 +176,28 @@ def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
     all of them, by their means over completed runs (see :func:`runmanager.pareto`); the
     summary of a sweep of several objectives gets that column for the sweep's own objectives.
 
+    With ``test`` (and ``metric``; the first, with a list), every configuration is compared with
+    the best one (rank 1): ``p_value`` is the one-sided p-value of "worse than the best" (Welch's
+    t-test or the Mann–Whitney U test over the completed runs), Holm-corrected over the
+    comparisons made, NaN for the best and where either side has fewer than 2 completed runs;
+    ``tied_best`` is True for the best and for every configuration not significantly worse at
+    ``alpha``, False where no test could be made (see :mod:`runmanager.significance`). The
+    frame's ``attrs["significance"]`` says which metric, test and alpha, for the tables.
+
     Args:
         summary: a summary DataFrame (``m.summary()``), a RunManager, or a log_dir
             or summary file path.
         metric: the metric to rank by, e.g. ``"val_accuracy"``, or a list of metrics.
         mode: ``"min"`` or ``"max"`` (a list, with a list of metrics); default: ``"min"`` for
             losses and errors, else ``"max"``.
+        test: ``"welch"`` or ``"mannwhitney"`` to test every configuration against the best;
+            needs ``metric`` and scipy (``pip install "runmanager[stats]"``).
+        alpha: the significance level of ``test``, between 0 and 1.
 
     Raises:
-        InvalidArgumentError: an unknown metric or mode.
+        InvalidArgumentError: an unknown metric, mode or test, an alpha outside (0, 1), or a
+            test without a metric.
+        MissingExtraError: ``test`` without scipy installed.
 
     Examples:
         >>> import pandas as pd
@@ -194,6 +208,10 @@ def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
            rank    lr  runs  val_accuracy_mean
         0     1  0.10     2               0.85
         1     2  0.01     2               0.65
+        >>> aggregate(summary, "val_accuracy", test="welch")[["lr", "p_value", "tied_best"]].round(3)
+             lr  p_value  tied_best
+        0  0.10      NaN       True
+        1  0.01    0.053       True
     """
     import pandas as pd
 
@@ -210,6 +228,16 @@ def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
             )
     if objectives:
         metric, mode = objectives[0]
+    if test is not None:
+        from runmanager.significance import check_alpha, check_test, require_scipy
+
+        check_test(test)
+        check_alpha(alpha)
+        if metric is None:
+            raise InvalidArgumentError(f"test={test!r} compares configurations by a metric; pass metric= too, "
+                                       "e.g. aggregate(summary, 'val_accuracy', test='welch').")
+        require_scipy(f"aggregate(test={test!r})")
+    samples: list[Any] = []  # the tested metric's completed values, one array per row
     groups: dict[tuple[Any, ...], list[int]] = {}
     keys = zip(*(summary[name].tolist() for name in params)) if params else ((),) * len(summary)
     for position, key in enumerate(keys):
@@ -229,6 +257,7 @@ def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
             if name == metric:
                 count = int(values.notna().sum())
                 row[f"{name}_ci95"] = t_quantile_975(count - 1) * row[f"{name}_std"] / math.sqrt(max(count, 1))
+                samples.append(values[values.map(math.isfinite)].to_numpy())
         rows.append(row)
     columns = [*params, "runs", "completed"]
     for name in metrics:
@@ -243,5 +272,11 @@ def aggregate(summary: Any, metric: str | Sequence[str] | None = None,
         mean = f"{metric}_mean"
         frame = frame.sort_values(mean, ascending=mode == "min", na_position="last", kind="stable")
         frame.insert(0, "rank", frame[mean].rank(method="min", ascending=mode == "min").astype("Int64"))
+        if test is not None:
+            from runmanager.significance import tied_with_best
+
+            p_values, tied = tied_with_best([samples[i] for i in frame.index], 0, mode, test, alpha)
+            frame["p_value"], frame["tied_best"] = p_values, tied
+            frame.attrs["significance"] = {"metric": metric, "mode": mode, "test": test, "alpha": alpha}
         frame = frame.reset_index(drop=True)
     return frame

@@ -3,7 +3,9 @@
     runmanager demo [--log-dir DIR] [--epochs N]
     runmanager [--verbose] COMMAND ...
     runmanager show LOG_DIR [--epochs] [--info] [--aggregate] [--metric NAME] [--where EXPR]
-                            [--format plain|github|latex|csv]
+                            [--test welch|mannwhitney] [--alpha A] [--format plain|github|latex|csv]
+    runmanager compare LOG_DIR [LOG_DIR_B] --metric NAME [--mode min|max] [--test welch|mannwhitney|paired]
+                               [--alpha A] [--format plain|github|latex|csv]
     runmanager best LOG_DIR --metric NAME [--mode min|max] [--format plain|github|latex|csv]
     runmanager best LOG_DIR --metric NAME[:min|max] --metric NAME[:min|max] ...   (the Pareto front)
     runmanager best LOG_DIR --model [--metric NAME]
@@ -135,6 +137,14 @@ def _show(args: argparse.Namespace) -> int:
         print(_backends(args.log_dir))
     if args.epochs and args.aggregate:
         raise InvalidArgumentError("--epochs and --aggregate do not go together; pass one of them.")
+    test, alpha = args.test, _alpha(args.alpha)
+    if test is not None:
+        from runmanager.significance import check_test
+
+        check_test(test)
+        if not (args.aggregate and args.metric):
+            raise InvalidArgumentError(f"--test {test} compares configurations by a metric: pass --aggregate and "
+                                       "--metric too, e.g. --aggregate --metric val_accuracy --test welch.")
     frame = load_results(args.log_dir) if args.epochs else load_summary(args.log_dir)
     if frame.empty:
         raise LogDirError(f"{args.log_dir!r} has no runs yet.")
@@ -147,10 +157,10 @@ def _show(args: argparse.Namespace) -> int:
             raise InvalidArgumentError(f"Unknown metric {args.metric!r}; the runs logged {', '.join(metrics)}.")
     if args.aggregate:
         if args.where:  # over the runs' columns, else over the aggregated table's
-            selected = _where(frame, args.where, also=lambda: aggregate(frame, args.metric, mode))
-            table = aggregate(selected, args.metric, mode) if "status" in selected.columns else selected
+            selected = _where(frame, args.where, also=lambda: aggregate(frame, args.metric, mode, test, alpha))
+            table = aggregate(selected, args.metric, mode, test, alpha) if "status" in selected.columns else selected
         else:
-            table = aggregate(frame, args.metric, mode)
+            table = aggregate(frame, args.metric, mode, test, alpha)
         params = [name for name in params if name != REPEAT]
         modes = {args.metric: mode} if args.metric else {}
         print(format_table(table, args.format, params=params, modes=modes))
@@ -180,6 +190,36 @@ def _metric_and_mode(text: str) -> tuple[str, str | None]:
             f"--metric {text!r}: what follows ':' must be 'min' or 'max', got {suffix!r}; e.g. --metric params:min."
         )
     return name, suffix
+
+
+def _alpha(text: str | None) -> float:
+    """``--alpha`` as a number; checked here, not by argparse, so a bad one is one line, not a usage."""
+    from runmanager.significance import check_alpha
+
+    if text is None:
+        return 0.05
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidArgumentError(f"--alpha must be a number between 0 and 1, such as 0.05, got {text!r}.") from None
+    return check_alpha(value)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from runmanager.comparison import compare, compare_note
+    from runmanager.tables import add_notes, format_table, latex_escape
+
+    if args.metric is None:
+        raise InvalidArgumentError("compare needs --metric NAME, the metric to compare, e.g. --metric val_accuracy.")
+    table = compare(args.log_dir, args.log_dir_b, metric=args.metric, mode=args.mode, test=args.test,
+                    alpha=_alpha(args.alpha))
+    text = format_table(table, args.format, params=table.attrs["comparison"]["params"])
+    if args.format != "csv":
+        note = compare_note(table)
+        shown = latex_escape(note) if args.format == "latex" else note
+        text = add_notes(text, args.format, [shown], len(table.columns))
+    print(text)
+    return 0
 
 
 def _best(args: argparse.Namespace) -> int:
@@ -318,9 +358,25 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--where", metavar="EXPR",
                       help="keep the rows that match, e.g. \"lr < 0.01 and status == 'completed'\": columns, "
                            "numbers, 'strings', == != < <= > >=, in [...], and/or/not, + - * /; never run as code")
+    show.add_argument("--test", metavar="welch|mannwhitney",
+                      help="with --aggregate --metric: test every configuration against the best; the tied-best "
+                           "cells are bold (needs scipy: pip install \"runmanager[stats]\")")
+    show.add_argument("--alpha", metavar="A", help="the significance level of --test (default: 0.05)")
     show.add_argument("--format", choices=FORMATS, default="plain",
                       help="plain (default), github (Markdown), latex (booktabs) or csv")
     show.set_defaults(func=_show)
+    compare = commands.add_parser("compare", help="which configurations really differ: pairwise tests in a sweep, "
+                                                  "or each configuration of one sweep against another's")
+    compare.add_argument("log_dir", help="a log_dir, or a summary .csv or .json")
+    compare.add_argument("log_dir_b", nargs="?", help="a second one: compare each configuration with the same one here")
+    compare.add_argument("--metric", help="the metric compared, e.g. val_accuracy (needed)")
+    compare.add_argument("--mode", choices=("min", "max"), help="default: min for losses, else max")
+    compare.add_argument("--test", metavar="welch|mannwhitney|paired",
+                         help="default: paired (by seed) for two sweeps with the same seeds, else welch")
+    compare.add_argument("--alpha", metavar="A", help="the significance level (default: 0.05)")
+    compare.add_argument("--format", choices=FORMATS, default="plain",
+                         help="plain (default), github (Markdown), latex (booktabs) or csv (one row per pair)")
+    compare.set_defaults(func=_compare)
     best = commands.add_parser("best", help="print the best run by a metric")
     best.add_argument("log_dir", help="a log_dir, or a summary .csv or .json")
     best.add_argument("--metric", action="append", metavar="NAME[:min|max]",

@@ -151,7 +151,9 @@ class SweepEnded(Event):
 @dataclass(frozen=True)
 class RunStarted(Event):
     """Run ``run`` (its number) starts with ``params``; resumed from a checkpoint, it goes on
-    after epoch ``from_epoch`` and the rows of its earlier attempt after that epoch are superseded."""
+    after epoch ``from_epoch`` and the rows of its earlier attempt after that epoch are superseded.
+    ``seed``: what a sweep seeded it with (None: not seeded, or a journal written before seeds
+    were recorded), so that repeats of two sweeps can be paired by seed."""
 
     TYPE: ClassVar[str] = "run_start"
     run: int
@@ -161,9 +163,10 @@ class RunStarted(Event):
     #: the Keras backend and the versions of Keras and of the backend library, where Keras is loaded
     backend: Mapping[str, str] | None = None
     from_epoch: int = 0
+    seed: int | None = None
 
     @classmethod
-    def of(cls, number: int, params: Mapping[str, Any], from_epoch: int = 0) -> RunStarted:
+    def of(cls, number: int, params: Mapping[str, Any], from_epoch: int = 0, seed: int | None = None) -> RunStarted:
         """The start of run ``number``; its id, JSON-safe params and backend are derived here.
 
         Examples:
@@ -172,7 +175,8 @@ class RunStarted(Event):
         """
         from runmanager.backend import describe
 
-        return cls(number, run_id(params), jsonable(dict(params)), backend=describe(), from_epoch=from_epoch)
+        return cls(number, run_id(params), jsonable(dict(params)), backend=describe(), from_epoch=from_epoch,
+                   seed=seed)
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,8 @@ def to_dict(event: Event) -> dict[str, Any]:
             del data["objectives"]  # a sweep of one objective writes the line it always wrote
         else:
             data["objectives"] = [list(pair) for pair in event.objectives]
+    if isinstance(event, RunStarted) and event.seed is None:
+        del data["seed"]  # an unseeded run's line stays as it always was
     if isinstance(event, CheckpointSaved):
         return {"type": event.TYPE, "event": event.TYPE, **data}  # "event": the contract's name for it
     return {"type": event.TYPE, **data}

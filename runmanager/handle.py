@@ -48,6 +48,7 @@ class RunHandle:
         writer: where checkpoint files go (None: nowhere).
         note: a checkpoint that could not be read, to record once the run has begun.
         elapsed: the seconds the run had trained before its checkpoint (its ``run_duration`` goes on from it).
+        seed: what the sweep seeded the run with, recorded in its ``RunStarted``.
 
     Examples:
         >>> events = []
@@ -63,7 +64,8 @@ class RunHandle:
 
     def __init__(self, run: Any, number: int, *, restored: Checkpoint | None = None,
                  judge: Callable[[EpochEnded], bool] | None = None, plan: CheckpointPlan | None = None,
-                 writer: CheckpointWriter | None = None, note: str | None = None, elapsed: float = 0.0) -> None:
+                 writer: CheckpointWriter | None = None, note: str | None = None, elapsed: float = 0.0,
+                 seed: int | None = None) -> None:
         self.run = run
         self.params = params_of(run)
         for name in self.params:
@@ -77,6 +79,7 @@ class RunHandle:
         self.writer = writer
         self.pending_note = note
         self.elapsed = elapsed
+        self.seed = seed
         #: epochs done (a resumed run counts those before its checkpoint)
         self.epochs = self.restored.epoch
         self.model: Any = self.restored.model
@@ -113,7 +116,7 @@ class RunHandle:
             self.model = model
         # A resumed run's duration goes on from its checkpoint's, so run_duration stays the time trained.
         self._start = time.perf_counter() - self.elapsed
-        emit(RunStarted.of(self.number, self.params, from_epoch=self.restored.epoch))
+        emit(RunStarted.of(self.number, self.params, from_epoch=self.restored.epoch, seed=self.seed))
         if self.pending_note is not None:
             emit(RunNote(self.number, self.pending_note))
             self.pending_note = None

@@ -3,10 +3,10 @@
 The file holds everything it shows (styles inline, figures as inline SVG, no
 script, style or font from elsewhere), so it opens offline, can be mailed, and
 stays readable after the log_dir is gone. Sections: the best runs, the summary
-(aggregated over repeats when the sweep has them), the Pareto front of a sweep
-of several objectives, learning curves of each metric, the params against the
-metric (parallel coordinates), each param's effect, and the runs that did not
-complete with their errors.
+(aggregated over repeats when the sweep has them, the configurations tied with the best
+in bold: Welch's t-test when scipy is installed), the Pareto front of a sweep of several
+objectives, learning curves of each metric, the params against the metric (parallel
+coordinates), each param's effect, and the runs that did not complete with their errors.
 """
 
 from __future__ import annotations
@@ -103,23 +103,32 @@ def _wide(table: str, *, scroll: bool = False) -> str:
 
 
 def _table(frame: Any, params: Sequence[str] = (), *, scroll: bool = False, most_completed: int | None = None) -> str:
-    """An HTML table of ``frame``; an aggregated frame shows ``mean ± std`` cells, and marks a
-    configuration with fewer completed runs than ``most_completed`` (default: the most of any row)."""
+    """An HTML table of ``frame``; an aggregated frame shows ``mean ± std`` cells, marks a
+    configuration with fewer completed runs than ``most_completed`` (default: the most of any row),
+    and, tested (``aggregate(test=...)``), has its tied-best cells bold."""
     from runmanager.tables import (
         FEWER_MARK,
         fewer_completed,
         fewer_completed_note,
         mean_std_text,
         shown_columns,
+        tied_best_note,
     )
 
     columns, combined = shown_columns(frame)
     fewer = fewer_completed(frame, most_completed)
+    tested = frame.attrs.get("significance") if "tied_best" in frame.columns else None
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
+
+    def mean_cell(column: str, row: dict[str, Any]) -> str:
+        text = html.escape(mean_std_text(column, row[f"{column}_mean"], row[f"{column}_std"]))
+        if tested and column == tested["metric"] and text and row["tied_best"] is True:
+            text = f"<strong>{text}</strong>"
+        return f'<td class="num">{text}</td>'
+
     for row, marked in zip(frame.to_dict("records"), fewer):  # ints stay ints
-        cells = [f'<td class="num">{html.escape(mean_std_text(c, row[f"{c}_mean"], row[f"{c}_std"]))}</td>'
-                 if c in combined else _cell(c, row[c], params) for c in columns]
+        cells = [mean_cell(c, row) if c in combined else _cell(c, row[c], params) for c in columns]
         if marked:
             at = columns.index("completed")
             cells[at] = cells[at].replace("</td>", f'<span class="mark">{FEWER_MARK}</span></td>')
@@ -128,7 +137,23 @@ def _table(frame: Any, params: Sequence[str] = (), *, scroll: bool = False, most
     if any(fewer):
         most = most_completed if most_completed is not None else int(frame["completed"].max())
         table += f'<p class="note">{html.escape(fewer_completed_note(most))}</p>'
+    if tested and tested["metric"] in combined:
+        table += f'<p class="note">{html.escape(tied_best_note(tested))}</p>'
     return table
+
+
+def _tested(summary: Any, metric: str, mode: str) -> tuple[Any, str]:
+    """The aggregated table, each configuration tested against the best with Welch's t-test when
+    scipy is installed; and, when it is not, a sentence that says how to add the test."""
+    from runmanager.analysis import aggregate
+    from runmanager.errors import MissingExtraError
+
+    try:
+        return aggregate(summary, metric, mode, test="welch"), ""
+    except MissingExtraError:
+        sentence = ('Which configurations are tied with the best is not tested: pip install "runmanager[stats]" '
+                    "(scipy) adds Welch's t-test against the best.")
+        return aggregate(summary, metric, mode), f'<p class="note">{html.escape(sentence)}</p>'
 
 
 def _figure(fig: Any, title: str = "") -> str:
@@ -242,9 +267,10 @@ def build_report(summary: Any, frame: Any, *, title: str, metric: str | Sequence
     # The best runs, and the summary.
     if metric is not None and not finite.empty:
         if repeats:
-            table = aggregate(summary, metric, mode)
+            table, untested = _tested(summary, metric, mode)
             parts.append(f"<h2>Best configurations by mean {html.escape(metric)}</h2>")
             parts.append(_table(table.head(BEST_ROWS), configuration, most_completed=int(table["completed"].max())))
+            parts.append(untested)
             parts.append("<h2>Summary over repeats</h2>")
             parts.append(_table(table, configuration, scroll=True))
         else:

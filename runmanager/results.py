@@ -54,6 +54,8 @@ class RunRecord:
     #: kind -> why its file was deleted ("keep_models", "finished")
     removed: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the seed a sweep gave it (None: unseeded, or not recorded)
+    seed: int | None = None
 
     @property
     def kept_model(self) -> CheckpointSaved | None:
@@ -142,7 +144,7 @@ class Results:
             # goes on from (all of them, without one) are superseded.
             old = self.runs.get(event.run)
             record = RunRecord(event.run, event.run_id, dict(event.params),
-                               backend=dict(event.backend) if event.backend else None)
+                               backend=dict(event.backend) if event.backend else None, seed=event.seed)
             if old is not None:
                 record.epochs = [epoch for epoch in old.epochs if epoch.epoch <= event.from_epoch]
                 record.checkpoints = {kind: saved for kind, saved in old.checkpoints.items()

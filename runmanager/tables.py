@@ -7,6 +7,11 @@ completed repeats); in the Markdown and LaTeX tables the best mean of each metri
 column is bold. A configuration whose mean is over fewer completed repeats than another's
 (a repeat failed, diverged or was pruned) has its ``completed`` count marked ``*``, and a
 note under the table says what the mark means: its mean may rank high on luck.
+
+A frame from ``aggregate(metric, test=...)`` carries which metric was tested (its
+``attrs["significance"]``): in that metric's column every tied-best cell is bold (marked
+``†`` in plain text), not only the best mean, and a note under the table names the test
+and alpha. CSV stays data: the ``p_value`` and ``tied_best`` columns.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ from runmanager.display import format_value
 from runmanager.errors import InvalidArgumentError
 from runmanager.events import default_mode
 
-__all__ = ["FEWER_MARK", "FORMATS", "fewer_completed", "fewer_completed_note", "format_table", "latex_table",
-           "mean_std_columns", "mean_std_text", "shown_columns"]
+__all__ = ["FEWER_MARK", "FORMATS", "TIED_MARK", "add_notes", "fewer_completed", "fewer_completed_note", "format_table",
+           "latex_table", "mean_std_columns", "mean_std_text", "shown_columns", "tied_best_note"]
 
 #: The table formats ``format_table`` and ``runmanager show --format`` know.
 FORMATS = ("plain", "github", "latex", "csv")
 #: The mark on the ``completed`` count of a configuration with fewer completed repeats than another.
 FEWER_MARK = "*"
+#: The mark on a tied-best cell in a plain-text table, which cannot be bold.
+TIED_MARK = "†"
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
@@ -88,6 +95,8 @@ def shown_columns(frame: Any) -> tuple[list[str], list[str]]:
     """
     combined = mean_std_columns(frame)
     hidden = {f"{metric}_{stat}" for metric in combined for stat in ("std", "ci95")}
+    if "significance" in frame.attrs:
+        hidden.add("tied_best")  # the bold cells (or marks) say it
     means = {f"{metric}_mean": metric for metric in combined}
     return [means.get(c, c) for c in frame.columns if c not in hidden], combined
 
@@ -137,6 +146,21 @@ def fewer_completed_note(most: int) -> str:
             "its mean is over fewer runs.")
 
 
+def tied_best_note(significance: dict[str, Any], fmt: str = "github") -> str:
+    """The note under a table whose tested metric has its tied-best cells bold (in ``fmt``
+    ``"plain"``: marked ``†``): which metric, which test, and alpha.
+
+    Examples:
+        >>> print(tied_best_note({"metric": "val_accuracy", "test": "welch", "alpha": 0.05}))
+        Bold in val_accuracy: the best mean, and the means not significantly worse (one-sided Welch's t-test against the best, Holm-corrected, alpha = 0.05).
+    """
+    from runmanager.significance import TEST_NAMES
+
+    lead = f"{TIED_MARK} in" if fmt == "plain" else "Bold in"
+    return (f"{lead} {significance['metric']}: the best mean, and the means not significantly worse (one-sided "
+            f"{TEST_NAMES[significance['test']]} against the best, Holm-corrected, alpha = {significance['alpha']:g}).")
+
+
 def _is_best(value: Any, best: float) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value == best
 
@@ -149,7 +173,9 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
     For an aggregated frame, the ``_mean`` and ``_std`` columns of each metric become one
     column of ``mean ± std`` cells (CSV keeps them apart), and in ``github`` and ``latex``
     the best mean of each metric is bold; ``modes`` overrides whether a metric is best
-    low or high (default: by its name, low for losses and errors). A configuration with
+    low or high (default: by its name, low for losses and errors). In the metric a frame
+    from ``aggregate(metric, test=...)`` was tested on, every tied-best cell is bold
+    (``†`` in plain text), with a note under the table. A configuration with
     fewer completed runs than ``most_completed`` (default: the most of any row) has its
     ``completed`` count marked ``*``, explained in a note under the table. Values are
     never cut (see :func:`runmanager.display.format_value`).
@@ -180,12 +206,20 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
         if len(frame) > 1 and not means.empty:
             best[metric] = means.min() if modes.get(metric, default_mode(metric)) == "min" else means.max()
     latex = fmt == "latex"
+    tested = frame.attrs.get("significance") if "tied_best" in frame.columns else None
+    tested_metric = tested["metric"] if tested and tested["metric"] in combined and len(frame) > 1 else None
 
     def cell(column: str, row: Any) -> str:
         if column in combined:
             mean = row[f"{column}_mean"]
             text = mean_std_text(column, mean, row[f"{column}_std"], r" $\pm$ " if latex else " ± ")
-            if text and fmt != "plain" and column in best and _is_best(mean, best[column]):
+            if column == tested_metric:
+                bold = bool(text) and row["tied_best"] is True
+                if bold and fmt == "plain":
+                    return text + TIED_MARK
+            else:
+                bold = bool(text) and fmt != "plain" and column in best and _is_best(mean, best[column])
+            if bold:
                 return rf"\textbf{{{text}}}" if latex else f"**{text}**"
             return text
         value = row[column]
@@ -204,15 +238,38 @@ def format_table(frame: Any, fmt: str = "plain", *, params: Sequence[str] = (),
                 row[at] += mark
         most = most_completed if most_completed is not None else int(frame["completed"].max())
         note = fewer_completed_note(most)
+    notes = []
+    if note:  # the "*" escaped in Markdown, else it starts a list
+        text = note[len(FEWER_MARK):].strip()
+        notes.append({"latex": f"{mark} {latex_escape(text)}", "github": "\\" + note}.get(fmt, note))
+    if tested_metric:
+        notes.append(latex_escape(tied_best_note(tested, fmt)) if latex else tied_best_note(tested, fmt))
     if latex:
         table = latex_table(columns, rows, aligns)
-        if note:  # a last row under the rule, so the note stays with the table in the paper
-            text = latex_escape(note[len(FEWER_MARK):].strip())
-            last = rf"\multicolumn{{{len(columns)}}}{{l}}{{\footnotesize {mark} {text}}} \\"
-            table = table.replace("\n" + r"\end{tabular}", "\n" + last + "\n" + r"\end{tabular}")
-        return table
-    table = tabulate(rows, headers=columns, tablefmt="simple" if fmt == "plain" else "github",
-                     disable_numparse=True, colalign=aligns)
-    if note and fmt == "github":
-        return table + "\n\n\\" + note  # an escaped "*", else Markdown starts a list
-    return table + "\n" + note if note else table
+    else:
+        table = tabulate(rows, headers=columns, tablefmt="simple" if fmt == "plain" else "github",
+                         disable_numparse=True, colalign=aligns)
+    return add_notes(table, fmt, notes, len(columns))
+
+
+def add_notes(table: str, fmt: str, notes: Sequence[str], width: int) -> str:
+    r"""``table`` with ``notes`` under it: lines in plain text, paragraphs in Markdown, and in
+    LaTeX last rows of the ``tabular`` (``width`` columns wide, the notes LaTeX already), so
+    they stay with the table in the paper.
+
+    Examples:
+        >>> print(add_notes(latex_table(["lr"], [["0.1"]], ["left"]), "latex", ["A note."], 1))
+        \begin{tabular}{l}
+        \toprule
+        lr \\
+        \midrule
+        0.1 \\
+        \bottomrule
+        \multicolumn{1}{l}{\footnotesize A note.} \\
+        \end{tabular}
+    """
+    if fmt == "latex":
+        end = "\n" + r"\end{tabular}"
+        rows = "".join("\n" + rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {text}}} \\" for text in notes)
+        return table[: table.rindex(end)] + rows + end if notes else table
+    return ("\n\n" if fmt == "github" else "\n").join([table, *notes])

@@ -199,18 +199,22 @@ class RunManager:
         return self._recorder.results.summary(at=at, metric=metric, mode=mode)
 
     def aggregate(self, metric: str | Sequence[str] | None = None,
-                  mode: str | Sequence[str | None] | None = None) -> Any:
+                  mode: str | Sequence[str | None] | None = None, test: str | None = None,
+                  alpha: float = 0.05) -> Any:
         """One row per configuration over its repeats: params, ``runs``, ``completed``, and
         ``<metric>_mean`` / ``<metric>_std`` over completed runs for every metric; with
-        ``metric``, sorted best first with a ``rank`` column. See :func:`runmanager.aggregate`.
+        ``metric``, sorted best first with a ``rank`` column; with ``test`` (``"welch"`` or
+        ``"mannwhitney"``), ``p_value`` and ``tied_best`` against the best configuration.
+        See :func:`runmanager.aggregate`.
 
         Examples:
             m.sweep(train, {"lr": [0.01, 0.001]}, repeats=3, seed=0)
             m.aggregate("val_accuracy")[["rank", "lr", "val_accuracy_mean", "val_accuracy_std"]]
+            m.aggregate("val_accuracy", test="welch")[["rank", "lr", "p_value", "tied_best"]]
         """
         from runmanager.analysis import aggregate
 
-        return aggregate(self.summary(), metric, mode)
+        return aggregate(self.summary(), metric, mode, test=test, alpha=alpha)
 
     def pareto(self, metrics: str | Sequence[str] | None = None,
                modes: str | Sequence[str | None] | None = None) -> Any:

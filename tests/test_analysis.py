@@ -426,3 +426,31 @@ def test_a_mean_over_fewer_completed_repeats_is_marked_and_explained(models_swee
     assert main(["show", str(models_sweep), "--aggregate", "--format", "csv"]) == 0
     back = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert back["completed"].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("metric, mode, test", [("val_accuracy", "max", "welch"), ("val_loss", "min", "welch"),
+                                                ("val_accuracy", "max", "mannwhitney")])
+def test_aggregate_tests_every_configuration_against_the_best_as_scipy_does(swept, metric, mode, test):
+    """Over the completed repeats (the failed one left out), one-sided, Holm by hand."""
+    m, log_dir = swept
+    summary = m.summary()
+    done = summary[summary["status"] == "completed"]
+    values = {key: group[metric].tolist() for key, group in done.groupby(["lr", "units"])}
+    means = {key: np.mean(xs) for key, xs in values.items()}
+    best = max(means, key=means.get) if mode == "max" else min(means, key=means.get)
+    alternative = "less" if mode == "max" else "greater"
+    raw = {key: (stats.ttest_ind(xs, values[best], equal_var=False, alternative=alternative) if test == "welch"
+                 else stats.mannwhitneyu(xs, values[best], alternative=alternative)).pvalue
+           for key, xs in values.items() if key != best}
+    order = sorted(raw, key=lambda key: raw[key])
+    corrected, running = {}, 0.0
+    for i, key in enumerate(order):
+        running = max(running, (len(order) - i) * raw[key])
+        corrected[key] = min(running, 1.0)
+    table = aggregate(log_dir, metric, test=test)
+    assert (table["lr"][0], table["units"][0]) == best and math.isnan(table["p_value"][0])
+    for row in table.iloc[1:].to_dict("records"):
+        assert row["p_value"] == pytest.approx(corrected[row["lr"], row["units"]], rel=1e-9)
+        assert row["tied_best"] == (corrected[row["lr"], row["units"]] >= 0.05)
+    assert table["tied_best"][0] and table.columns[-2:].tolist() == ["p_value", "tied_best"]
+    assert table[(table["lr"] == 0.1) & (table["units"] == 8)]["completed"].tolist() == [2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import subprocess
 import sys
 
@@ -219,3 +220,69 @@ def test_a_where_that_cannot_select_is_one_line_naming_the_columns(filtered, cap
     assert out == "" and err.count("\n") == 1 and err.startswith("runmanager: error: --where: The filter ")
     assert message in err and "Columns: run, lr, units, optimizer, repeat, status, epochs, loss, val_accuracy" in err
     assert ("runs, completed, loss_mean" in err) is ("--aggregate" in args)
+
+
+def holm_by_hand(raw):
+    names = sorted(raw, key=lambda name: raw[name])
+    corrected, running = {}, 0.0
+    for i, name in enumerate(names):
+        running = max(running, (len(names) - i) * raw[name])
+        corrected[name] = min(running, 1.0)
+    return corrected
+
+
+def test_compare_in_a_real_process_prints_one_row_per_pair_and_refuses_bad_input_in_one_line(filtered):
+    from scipy import stats
+
+    done = cli("compare", filtered, "--metric", "val_accuracy", "--format", "csv", timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = pd.read_csv(io.StringIO(done.stdout))
+    summary = load_summary(filtered)
+    done_runs = summary[summary["status"] == "completed"]
+    values = {key: group["val_accuracy"].tolist() for key, group in done_runs.groupby(["lr", "units", "optimizer"])}
+    assert len(values) == 8 and len(shown) == 8 * 7 // 2  # every pair, once
+    raw = {}
+    for row in shown.to_dict("records"):
+        a, b = ((row[f"{side}_lr"], row[f"{side}_units"], row[f"{side}_optimizer"]) for side in "ab")
+        assert row["mean_a"] >= row["mean_b"]  # the better ranked configuration first
+        if min(len(values[a]), len(values[b])) >= 2:
+            raw[a, b] = stats.ttest_ind(values[a], values[b], equal_var=False).pvalue
+            if math.isnan(raw[a, b]):  # no spread on either side and the same mean
+                raw[a, b] = 1.0
+        else:
+            assert math.isnan(row["p_value"])
+    corrected = holm_by_hand(raw)
+    assert len(raw) == 6 * 5 // 2  # the two configurations with a failed repeat have one run: no test
+    for row in shown.to_dict("records"):
+        key = tuple((row[f"{side}_lr"], row[f"{side}_units"], row[f"{side}_optimizer"]) for side in "ab")
+        if key in raw:
+            assert row["p_value"] == pytest.approx(raw[key]) and row["p_holm"] == pytest.approx(corrected[key])
+            assert row["significant"] == (corrected[key] < 0.05)
+    for args, message in ((["--test", "bogus"], "Unknown test 'bogus'"), (["--alpha", "2"], "alpha must be"),
+                          (["--metric", "f1"], "Unknown metric 'f1'")):
+        done = cli("compare", filtered, "--metric", "val_accuracy", *args, timeout=120)
+        assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_show_aggregate_test_bolds_the_configurations_scipy_cannot_tell_from_the_best(filtered, capsys):
+    from scipy import stats
+
+    assert main(["show", str(filtered), "--aggregate", "--metric", "val_accuracy", "--test", "mannwhitney",
+                 "--format", "github"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summary = load_summary(filtered)
+    done = summary[summary["status"] == "completed"]
+    values = {key: group["val_accuracy"].tolist() for key, group in done.groupby(["lr", "units", "optimizer"])}
+    best = max(values, key=lambda key: sum(values[key]) / len(values[key]))
+    raw = {key: stats.mannwhitneyu(xs, values[best], alternative="less").pvalue
+           for key, xs in values.items() if key != best and len(xs) >= 2}
+    tied = {key for key, p in holm_by_hand(raw).items() if p >= 0.05} | {best}
+    header = [cell.strip() for cell in lines[0].split("|")[1:-1]]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[2:10]]
+    at = header.index("val_accuracy")
+    bold = {(float(row[1]), int(row[2]), row[3]) for row in rows if row[at].startswith("**")}
+    assert bold == tied and 1 < len(tied) < 8
+    assert lines[10:] == ["", "\\* completed fewer repeats than other configurations (up to 2): its mean is over "
+                          "fewer runs.", "", "Bold in val_accuracy: the best mean, and the means not significantly "
+                          "worse (one-sided Mann–Whitney U test against the best, Holm-corrected, alpha = 0.05)."]

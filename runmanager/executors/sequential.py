@@ -80,7 +80,8 @@ def run_task(context: SweepContext, task: Task, manager: Any = None) -> Status:
     restored, elapsed, note = _restored(context, task, resumes)
     plan = None if settings is None else settings.plan(task.resume.best if restored.epoch else None)
     handle = RunHandle(task.run, task.number, restored=restored, judge=context.judge, plan=plan,
-                       writer=None if settings is None else settings.writer(), note=note, elapsed=elapsed)
+                       writer=None if settings is None else settings.writer(), note=note, elapsed=elapsed,
+                       seed=task.seed)
     manager.prepare_run(handle)
     manager.begin_run(task.run)
     callback = RunCallback(manager, task.run, handle=handle)
