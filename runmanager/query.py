@@ -296,7 +296,7 @@ class _Filter:
             left, right = self._number(node.left, frame), self._number(node.right, frame)
             return _ARITHMETIC[type(node.op)](left, right)
         assert isinstance(node, ast.Compare)  # _check let nothing else through
-        left = self._value(node.left, frame)
+        left_node, left = node.left, self._value(node.left, frame)
         result: Any = None
         for op, right_node in zip(node.ops, node.comparators):
             if isinstance(right_node, (ast.List, ast.Tuple)):
@@ -305,8 +305,12 @@ class _Filter:
                 matched = found if isinstance(op, (ast.In, ast.Eq)) else _negated(found)
             else:
                 right = self._value(right_node, frame)
+                if not isinstance(op, (ast.Eq, ast.NotEq)) and {_kind(left), _kind(right)} == {"number", "str"}:
+                    raise self._error(f"orders {self._shown(left_node)!r}, which gives {_described(left)}, against "
+                                      f"{self._shown(right_node)!r}, which gives {_described(right)}; "
+                                      "< <= > >= compare numbers with numbers and strings with strings")
                 matched = _COMPARISONS[type(op)](left, right)
-                left = right
+                left_node, left = right_node, right
             result = matched if result is None else result & matched
         return result
 
@@ -361,6 +365,23 @@ def _as_condition(value: Any) -> Any:
         present = value.dropna()
         if len(present) and all(isinstance(item, (bool, np.bool_)) for item in present):
             return value.where(value.notna(), False).astype(bool)
+    return None
+
+
+def _kind(value: Any) -> str | None:
+    """"number" or "str" for what a comparison may order, else None (no check is made)."""
+    if isinstance(value, pd.Series):
+        if pd.api.types.is_bool_dtype(value.dtype):
+            return None
+        if pd.api.types.is_numeric_dtype(value.dtype):
+            return "number"
+        if pd.api.types.is_string_dtype(value.dtype) and value.dropna().map(type).eq(str).all():
+            return "str"
+        return None
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return "number"
     return None
 
 

@@ -182,7 +182,8 @@ def test_a_run_whose_worker_is_killed_runs_again_within_max_retries(tmp_path, cl
         assert re.fullmatch(r"its Dask worker tcp://\S+ died or left the cluster", summary["error"][1])
         assert 2 <= summary["epochs"][1] < 8 and starts(tmp_path, 2) == 1
         assert not retried
-    assert client.submit(operator.add, 1, 2).result(timeout=60) == 3  # the cluster replaced its worker
+    assert client.submit(operator.add, 1, 2).result(timeout=60) == 3
+    client.wait_for_workers(2, timeout=120)  # the cluster replaced its worker (slowly on a busy machine)
 
 
 def test_a_run_dask_gave_up_on_is_submitted_again_by_the_sweep(tmp_path, capsys):
@@ -209,6 +210,7 @@ def test_a_run_dask_gave_up_on_is_submitted_again_by_the_sweep(tmp_path, capsys)
 
 
 def test_ctrl_c_cancels_the_tasks_records_their_runs_interrupted_and_frees_the_workers(tmp_path, client):
+    client.wait_for_workers(2, timeout=120)  # both runs start, one on each worker
     m = RunManager(tmp_path, verbose=0, sinks=[CtrlC(epoch=2)])
     with pytest.raises(KeyboardInterrupt):
         m.sweep(train_paused, {"units": [4, 8], "num_epochs": [200], "pause": [0.05]}, executor=DaskExecutor(client))
@@ -232,6 +234,7 @@ def test_a_pruner_in_the_driver_stops_runs_on_dask_workers_as_worked_by_hand(tmp
 
 
 def test_repeats_and_an_optuna_search_run_on_dask_with_resources(tmp_path, client):
+    client.wait_for_workers(2, timeout=120)
     summary = RunManager(tmp_path / "repeats", verbose=0).sweep(
         training.train, {"units": [4, 8]}, executor=DaskExecutor(client, resources={"GPU": 1}), repeats=2, seed=0)
     assert summary["repeat"].tolist() == [1, 2, 1, 2] and (summary["status"] == "completed").all()

@@ -117,7 +117,9 @@ def test_an_expression_that_is_not_true_or_false_per_row_is_refused(summary, exp
     ("not lr", r"joins 'lr' with and / or / not, but it gives float64 values"),
     ("lr < 0.1 and units", r"joins 'units' with and / or / not, but it gives int64 values"),
     ("optimizer * 1000000000 == 'adam'", r"does arithmetic on 'optimizer', which gives str values"),
-    ("status < 1", r"cannot be evaluated over these columns: '<' not supported"),
+    ("status < 1", r"orders 'status', which gives str values, against '1', which gives the single value 1; "
+                   r"< <= > >= compare numbers with numbers and strings with strings"),
+    ("0 < lr < 'a'", r"orders 'lr', which gives float64 values, against \"'a'\", which gives the single value 'a'"),
     ("lr / 0 > 1 / 0", r"cannot be evaluated over these columns: division by zero"),
 ])
 def test_an_expression_over_the_wrong_kind_of_value_is_refused(summary, expression, message):
