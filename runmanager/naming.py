@@ -14,7 +14,11 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["jsonable", "params_of", "run_id", "safe_name"]
+__all__ = ["REPEAT", "jsonable", "params_of", "run_id", "safe_name"]
+
+#: The column (and run field) that numbers a configuration's repeats, 1..N (``sweep(..., repeats=N)``);
+#: here, low in the house, so that what reads earlier sweeps can leave it out of a configuration.
+REPEAT = "repeat"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _MAX_NAME = 96

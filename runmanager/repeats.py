@@ -18,14 +18,11 @@ from typing import Any
 
 from runmanager.errors import InvalidArgumentError, InvalidGridError, is_int
 from runmanager.events import Status
-from runmanager.naming import params_of, run_id
+from runmanager.naming import REPEAT, params_of, run_id
 from runmanager.results import Results, RunRecord
 from runmanager.search import Search
 
 __all__ = ["REPEAT", "ConfigurationRecord", "Repeated", "check_repeats", "without_repeat"]
-
-#: The column (and run field) that numbers a configuration's repeats, 1..N.
-REPEAT = "repeat"
 
 
 def check_repeats(repeats: Any) -> int:

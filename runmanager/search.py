@@ -21,7 +21,7 @@ import hashlib
 import math
 import secrets
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from runmanager.errors import (
@@ -35,10 +35,10 @@ from runmanager.errors import (
     missing_extra,
 )
 from runmanager.events import Status
-from runmanager.grid import RunBuilder, check_param_name, check_run_params, position_in, python_scalar
+from runmanager.grid import RunBuilder, check_param_name, check_run_params, position_in
 from runmanager.naming import params_of, run_id
 from runmanager.objectives import resolve_objectives
-from runmanager.space import Dimension, describe, parse_space
+from runmanager.space import Dimension, parse_spaces, union_domain, union_fields
 
 if TYPE_CHECKING:
     from runmanager.results import Results, RunRecord
@@ -258,6 +258,47 @@ class _Shuffle:
                 return value
 
 
+class _Turns:
+    """Which space of a union run ``i`` comes from, and which run of that space it is: the spaces
+    take turns, in an order shuffled each round by ``key``, and a finite space (of ``size``
+    combinations; None: one that never runs out) leaves the turns once it has given them all.
+    Run ``i`` costs a few steps per space, whatever ``i``.
+
+    Examples:
+        >>> turns = _Turns([2, None], "0")
+        >>> sorted(turns(i) for i in range(6))
+        [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (1, 3)]
+    """
+
+    def __init__(self, sizes: Sequence[int | None], key: str) -> None:
+        self.key = key
+        #: (first round, end round or None, the spaces taking turns, runs before its first round)
+        self.phases: list[tuple[int, int | None, list[int], int]] = []
+        start, before = 0, 0
+        for end in sorted({size for size in sizes if size is not None}):
+            active = [part for part, size in enumerate(sizes) if size is None or size >= end]
+            if end > start:
+                self.phases.append((start, end, active, before))
+                before += (end - start) * len(active)
+            start = end
+        endless = [part for part, size in enumerate(sizes) if size is None]
+        if endless:
+            self.phases.append((start, None, endless, before))
+
+    def _order(self, turn: int, parts: list[int]) -> list[int]:
+        def rank(part: int) -> bytes:
+            return hashlib.shake_256(f"{self.key}:turn:{turn}:{part}".encode()).digest(8)
+
+        return sorted(parts, key=rank)
+
+    def __call__(self, index: int) -> tuple[int, int]:
+        for start, end, active, before in self.phases:
+            if end is None or index < before + (end - start) * len(active):
+                turn, position = divmod(index - before, len(active))
+                return self._order(start + turn, active)[position], start + turn
+        raise IndexError(index)  # pragma: no cover - callers bound the index
+
+
 class RandomSearch(Search):
     """``n_runs`` runs drawn at random from a space: the same runs for the same ``seed``.
 
@@ -275,6 +316,13 @@ class RandomSearch(Search):
     values are drawn independently (with a continuous distribution two runs are as good as never
     the same; a sweep runs a repeated run once).
 
+    A list of spaces is a union (a conditional space), as a list of grids is for
+    :class:`~runmanager.RunBuilder`: the fields are every name in the order they first appear,
+    and a name the run's space lacks is ``None``. Each run picks a space uniformly, then its
+    values. When every space is finite the union is too, and its runs are the combinations of
+    all the spaces in a random order, each once, as for one finite space (scikit-learn's
+    ``ParameterSampler`` does the same), so a space is drawn as often as it has combinations.
+
     Raises:
         InvalidArgumentError: ``n_runs`` is not a positive int, or ``seed`` is not in 0..2**32 - 1.
         InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`).
@@ -286,33 +334,46 @@ class RandomSearch(Search):
         (3, True)
         >>> RandomSearch({"units": range(16, 257)}, n_runs=4, seed=0)[:2]
         [Run(units=...), Run(units=...)]
+        >>> union = RandomSearch([{"model": ["dense"], "units": [16, 32]}, {"model": ["residual"], "depth": [2, 3]}],
+        ...                      n_runs=4, seed=0)
+        >>> sorted(union, key=str)
+        [Run(model='dense', units=16, depth=None), Run(model='dense', units=32, depth=None), Run(model='residual', units=None, depth=2), Run(model='residual', units=None, depth=3)]
     """
 
-    def __init__(self, space: Mapping[str, Any], n_runs: int, *, seed: int | None = None) -> None:
-        self.space = parse_space(space)
+    def __init__(self, space: Mapping[str, Any] | Sequence[Mapping[str, Any]], n_runs: int, *,
+                 seed: int | None = None) -> None:
+        #: the dimensions of each space of the union (one for a single space)
+        self.spaces = parse_spaces(space)
+        #: the dimensions of the single space; for a union, of the first space that has each name
+        self.space: dict[str, Dimension] = {}
+        for dimensions in self.spaces:
+            for name, dimension in dimensions.items():
+                self.space.setdefault(name, dimension)
         self.n_runs = _check_n_runs(n_runs)
         self.seed = check_seed(seed, type_error=InvalidGridTypeError)
         # Without a seed the runs are still one fixed sequence: indexing it twice gives the same run.
         self._key = seed if seed is not None else secrets.randbits(32)
-        self.fields = tuple(self.space)
-        self._values: list[Sequence[Any]] | None = []
-        for dimension in self.space.values():
-            values = dimension.values()
-            if values is None:
-                self._values = None
-                break
-            self._values.append(values)
-        self._shuffle: _Shuffle | None = None
+        self.fields = union_fields(self.spaces)
+        # The values of each dimension of each finite space (None for a space with another distribution).
+        self._values: list[list[Sequence[Any]] | None] = []
+        for dimensions in self.spaces:
+            values = [dimension.values() for dimension in dimensions.values()]
+            self._values.append(None if any(v is None for v in values) else values)  # type: ignore[arg-type]
+        sizes = [None if values is None else math.prod(len(v) for v in values) for values in self._values]
+        self._shuffles = [None if size is None else _Shuffle(size, f"runmanager.RandomSearch:{self._key}"
+                                                             + ("" if len(self.spaces) == 1 else f":{part}"))
+                          for part, size in enumerate(sizes)]
+        self._turns = None if len(self.spaces) == 1 else _Turns(sizes, f"runmanager.RandomSearch:{self._key}")
         self._len = self.n_runs
-        if self._values is not None:
-            combinations = math.prod(len(values) for values in self._values)
+        if all(size is not None for size in sizes):
+            combinations = sum(sizes)  # type: ignore[arg-type]
             if combinations < self.n_runs:
+                what = "The space has" if len(self.spaces) == 1 else f"The {len(self.spaces)} spaces have"
                 warnings.warn(
-                    f"The space has {combinations} distinct runs, fewer than n_runs={self.n_runs}; RandomSearch "
+                    f"{what} {combinations} distinct runs, fewer than n_runs={self.n_runs}; RandomSearch "
                     f"gives each once ({combinations} runs). Pass n_runs={combinations} to say so, or sweep the "
                     "space as a grid.", UserWarning, stacklevel=2)
                 self._len = combinations
-            self._shuffle = _Shuffle(combinations, f"runmanager.RandomSearch:{self._key}")
         self._next = 0
 
     @property
@@ -337,27 +398,31 @@ class RandomSearch(Search):
         return (self._run(i) for i in range(self._len))
 
     def _run(self, index: int) -> Any:
-        if self._shuffle is not None:
-            assert self._values is not None
-            combination = self._shuffle(index)
+        part, turn = (0, index) if self._turns is None else self._turns(index)
+        shuffle, values = self._shuffles[part], self._values[part]
+        dimensions = self.spaces[part]
+        if shuffle is not None:
+            assert values is not None
+            combination = shuffle(turn)
             params: dict[str, Any] = {}
-            for name, values in zip(reversed(self.fields), reversed(self._values)):
-                combination, position = divmod(combination, len(values))
-                params[name] = values[position]
-            return self.run_type(**{name: params[name] for name in self.fields})
-        import numpy as np
+            for name, choices in zip(reversed(list(dimensions)), reversed(values)):
+                combination, position = divmod(combination, len(choices))
+                params[name] = choices[position]
+        else:
+            import numpy as np
 
-        # One generator per run, from (seed, index) as NumPy spawns independent streams; a RandomState
-        # on it, whose API distributions written for scikit-learn's ParameterSampler call.
-        rng = np.random.RandomState(np.random.MT19937(np.random.SeedSequence(self._key, spawn_key=(index,))))
-        return self.run_type(*(dimension.draw(rng) for dimension in self.space.values()))
+            # One generator per run, from (seed, index) as NumPy spawns independent streams; a RandomState
+            # on it, whose API distributions written for scikit-learn's ParameterSampler call.
+            rng = np.random.RandomState(np.random.MT19937(np.random.SeedSequence(self._key, spawn_key=(index,))))
+            params = {name: dimension.draw(rng) for name, dimension in dimensions.items()}
+        return self.run_type(**{name: params.get(name) for name in self.fields})
 
     def values_of(self, name: str) -> list[Any]:
-        domain = self.space[name].domain()
+        domain = self.domain(name)
         return list(domain[1]) if domain is not None and domain[0] == "discrete" else []
 
     def domain(self, name: str) -> tuple[str, Any] | None:
-        return self.space[name].domain()
+        return union_domain([dimensions[name] for dimensions in self.spaces if name in dimensions])
 
     def ask(self) -> Any | None:
         if self._next >= self._len:
@@ -366,7 +431,8 @@ class RandomSearch(Search):
         return self._run(self._next - 1)
 
     def __repr__(self) -> str:
-        return f"RandomSearch({len(self.space)} parameters, n_runs={self.n_runs}, seed={self.seed})"
+        spaces = f"{len(self.spaces)} spaces, " if len(self.spaces) > 1 else ""
+        return f"RandomSearch({spaces}{len(self.fields)} parameters, n_runs={self.n_runs}, seed={self.seed})"
 
 
 class OptunaSearch(Search):
@@ -382,6 +448,29 @@ class OptunaSearch(Search):
     the search goes on informed and stops at ``n_runs`` in total. With worker executors
     a run is asked for whenever a worker is free. Needs ``runmanager[optuna]``.
 
+    Conditional spaces, two ways:
+
+    - a list of spaces, a union as for :class:`RandomSearch`: each trial first suggests which
+      space (a categorical param named ``_space`` in the study, holding the space's index; no run
+      shows it), then that space's params; a name the space lacks is ``None`` in the run.
+    - a function ``space(trial) -> dict`` (Optuna's define-by-run: ``trial.suggest_*`` inside plain
+      ``if``s), called with each trial; a name it does not return is ``None`` in the run. The
+      fields (the ``Run``'s names, the journal's columns) are ``fields=`` when given, else the names
+      it returns over 100 calls on a throwaway study with a seeded random sampler when the search
+      is made; a later name outside them stops the sweep with an error that says to pass
+      ``fields=``. On resume (and for a warm start) each earlier run is replayed through the
+      function with ``optuna.trial.FixedTrial``, which gives back the distributions its values were
+      drawn from; a run the function does not give back as it is (a value returned under another
+      name than it was suggested by, a changed function) is not told.
+
+    Warm starts: ``warm_start=`` tells the study the completed runs of an earlier sweep before the
+    first ask, those whose params fit the space (a name the space lacks, or a value outside its
+    distribution, leaves a run out, with a warning that counts them). A configuration with repeats
+    is told once, with the mean of its completed repeats. These runs count neither against
+    ``n_runs`` nor as runs of this sweep; the study marks them with the user attribute
+    ``warm_start``. ``enqueue=`` runs the given configurations first (``study.enqueue_trial``),
+    within ``n_runs``; a name left out is drawn by the sampler.
+
     With a list of metrics (and a list of modes) the search is multi-objective: the study
     has one direction per metric, each finished run is told every metric's final value,
     and the default sampler is NSGA-II (``NSGAIISampler(seed=seed)``). A numeric extra
@@ -390,7 +479,8 @@ class OptunaSearch(Search):
     which judges one metric, is refused.
 
     Args:
-        space: names to lists or distributions.
+        space: names to lists or distributions; a list of those (a union); or a function
+            ``space(trial) -> dict``.
         n_runs: how many runs in total.
         metric: the metric to optimise, e.g. ``"val_accuracy"``, or a list of them,
             e.g. ``["val_accuracy", "params"]``.
@@ -399,37 +489,65 @@ class OptunaSearch(Search):
         sampler: an Optuna sampler object (``optuna.samplers.RandomSampler(seed=0)``); default
             ``TPESampler(seed=seed)``, or ``NSGAIISampler(seed=seed)`` for several metrics.
         seed: seeds the default sampler: None, or an int from 0 to 2**32 - 1.
+        fields: with a space function, every name it can return, in column order.
+        warm_start: an earlier sweep's log_dir (or summary .csv/.json), a summary DataFrame
+            (``load_summary(...)``), or a list of dicts of params and metric values
+            (``[{"lr": 0.01, "units": 64, "val_accuracy": 0.91}]``).
+        enqueue: configurations to run first, a list of dicts of params (``[{"lr": 0.01}]``).
 
     Raises:
         InvalidArgumentError: bad ``n_runs``, ``mode`` or ``seed``; lists of metrics and modes of
-            different lengths, or an empty one.
-        InvalidArgumentTypeError: ``sampler`` is not an Optuna sampler object (a name such as ``"tpe"``).
-        InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`).
+            different lengths, or an empty one; a warm start from a missing folder, one without runs,
+            a summary or a dict without the metric; more configurations to enqueue than ``n_runs``.
+        InvalidArgumentTypeError: ``sampler`` is not an Optuna sampler object (a name such as ``"tpe"``);
+            ``warm_start`` or ``enqueue`` of another type.
+        InvalidGridError, InvalidGridTypeError: a bad space (see :func:`runmanager.space.parse_space`);
+            a space function that raises or returns what cannot be params; an enqueued name that is
+            not in the space, or a value outside its distribution.
 
     Examples:
         search = OptunaSearch({"lr": loguniform(1e-4, 1e-1), "units": randint(16, 257)},
                               n_runs=30, metric="val_accuracy", seed=0)
         m.sweep(train, search)
         both = OptunaSearch(space, n_runs=60, metric=["val_accuracy", "params"], mode=["max", "min"], seed=0)
+
+        def space(trial):
+            model = trial.suggest_categorical("model", ["dense", "residual"])
+            if model == "dense":
+                return {"model": model, "units": trial.suggest_int("units", 16, 256, log=True)}
+            return {"model": model, "depth": trial.suggest_int("depth", 2, 8)}
+        m.sweep(train, OptunaSearch(space, 40, metric="val_loss", warm_start="runs/earlier",
+                                    enqueue=[{"model": "dense", "units": 64}], seed=0))
     """
 
-    def __init__(self, space: Mapping[str, Any], n_runs: int, *, metric: str | Sequence[str],
-                 mode: str | Sequence[str | None] | None = None, sampler: Any = None,
-                 seed: int | None = None) -> None:
+    def __init__(self, space: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Callable[[Any], Mapping[str, Any]],
+                 n_runs: int, *, metric: str | Sequence[str], mode: str | Sequence[str | None] | None = None,
+                 sampler: Any = None, seed: int | None = None, fields: Sequence[str] | None = None,
+                 warm_start: Any = None, enqueue: Sequence[Mapping[str, Any]] | None = None) -> None:
         try:
             import optuna
         except ImportError:
             raise missing_extra("optuna", "optuna", "OptunaSearch") from None
-        self.space = parse_space(space, optuna=True)
+        from runmanager.optuna_space import FunctionSpace, OneSpace, study_space
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.n_runs = _check_n_runs(n_runs)
         #: every (metric, mode) the study optimises, in the order of its directions
         self.objectives = resolve_objectives(metric, mode, who="OptunaSearch")
         self.metric, self.mode = self.objectives[0]
         check_seed(seed, type_error=InvalidGridTypeError)
         _check_sampler(sampler, optuna)
-        self.fields = tuple(self.space)
-        self.distributions = {name: _optuna_distribution(dimension) for name, dimension in self.space.items()}
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._space = study_space(space, fields)
+        self.fields = self._space.fields
+        if isinstance(self._space, OneSpace):
+            #: the dimensions of a single space (None for a list of spaces or a function)
+            self.space: dict[str, Dimension] | None = self._space.dimensions
+        else:
+            self.space = None
+        #: the Optuna distributions by name of a single space; one dict per space of a list; None for a function
+        self.distributions = None if isinstance(self._space, FunctionSpace) else self._space.distributions  # type: ignore[attr-defined]
+        #: the space function, if the space is one
+        self.space_fn = self._space.function if isinstance(self._space, FunctionSpace) else None
         if sampler is None:
             several = len(self.objectives) > 1
             sampler = optuna.samplers.NSGAIISampler(seed=seed) if several else optuna.samplers.TPESampler(seed=seed)
@@ -441,34 +559,82 @@ class OptunaSearch(Search):
         self._asked = 0
         self._trials: dict[str, Any] = {}  # run id -> the trial asked for it, until told
         self._known: dict[str, RunRecord] = {}  # run id -> a finished run (this sweep or the journal)
+        #: how many configurations of ``warm_start`` were told to the study
+        self.warm_started = 0
+        queued = self._check_enqueue(enqueue)
+        if warm_start is not None:
+            self._warm_start(warm_start)
+        for params in queued:
+            self.study.enqueue_trial(params)
 
     @property
     def total(self) -> int | None:
         return self.n_runs
 
     def domain(self, name: str) -> tuple[str, Any] | None:
-        return self.space[name].domain()
+        return self._space.domain(name)
+
+    def values_of(self, name: str) -> list[Any]:
+        domain = self.domain(name)
+        return list(domain[1]) if domain is not None and domain[0] == "discrete" else []
 
     def _values(self, record: RunRecord) -> list[float] | None:
         """The final value of every objective of a run, or None when one is missing."""
         values = [record.final(name) for name, _ in self.objectives]
         return None if any(value is None for value in values) else values  # type: ignore[return-value]
 
+    def _check_enqueue(self, enqueue: Any) -> list[dict[str, Any]]:
+        """The configurations to run first, as the study takes them, checked against the space."""
+        if enqueue is None:
+            return []
+        if (isinstance(enqueue, (str, bytes, Mapping)) or not isinstance(enqueue, Sequence)
+                or not all(isinstance(params, Mapping) for params in enqueue)):
+            raise InvalidArgumentTypeError(
+                f"enqueue must be a list of dicts of params to run first, e.g. enqueue=[{{'lr': 0.01}}], "
+                f"got {enqueue!r}."
+            )
+        if len(enqueue) > self.n_runs:
+            raise InvalidArgumentError(
+                f"enqueue holds {len(enqueue)} configurations, more than n_runs={self.n_runs}, and they run within "
+                f"n_runs; give at most {self.n_runs}, or a larger n_runs."
+            )
+        return [self._space.enqueue(params) for params in enqueue]
+
+    def _warm_start(self, source: Any) -> None:
+        """Tell the study the completed configurations of an earlier sweep that fit the space."""
+        from runmanager.warm_start import earlier_runs
+
+        runs = earlier_runs(source, [name for name, _ in self.objectives], self.fields)
+        left_out = []
+        for run in runs:
+            replayed = self._space.replay(run.params)
+            if isinstance(replayed, str):
+                left_out.append((run.params, replayed))
+                continue
+            params, distributions = replayed
+            self.study.add_trial(self._optuna.trial.create_trial(
+                params=params, distributions=distributions, values=run.values, user_attrs={"warm_start": True}))
+            self.warm_started += 1
+        if left_out:
+            params, why = left_out[0]
+            warnings.warn(
+                f"warm_start: {len(left_out)} of {len(runs)} completed configurations do not fit this space and are "
+                f"not told to Optuna (the first, {params!r}: {why}).", UserWarning, stacklevel=3)
+
     def start(self, results: Results) -> None:
         """Tell a fresh study the finished runs of the log_dir, so a resumed search goes on informed."""
         for record in results.runs.values():
             if not record.status.finished:
                 continue
+            replayed = self._space.replay(record.params)
+            if isinstance(replayed, str):
+                continue  # a run outside this space: nothing to learn from it here
+            params, distributions = replayed
             values = self._values(record)
             state = self._state(record, values)
-            try:
-                trial = self._optuna.trial.create_trial(
-                    params={name: record.params.get(name) for name in self.fields},
-                    distributions=self.distributions, state=state,
-                    values=values if state == self._optuna.trial.TrialState.COMPLETE else None)
-            except ValueError:
-                continue  # a run outside this space: nothing to learn from it here
-            self.study.add_trial(trial)
+            self.study.add_trial(self._optuna.trial.create_trial(
+                params=params, distributions=distributions, state=state,
+                values=values if state == self._optuna.trial.TrialState.COMPLETE else None))
             self._known[record.run_id] = record
         self._asked = len(self._known)
 
@@ -480,8 +646,8 @@ class OptunaSearch(Search):
 
     def ask(self) -> Any | None:
         while self._asked < self.n_runs:
-            trial = self.study.ask(self.distributions)
-            run = self.make_run({name: python_scalar(value) for name, value in trial.params.items()})
+            trial, params = self._space.ask(self.study)
+            run = self.make_run(params)
             rid = run_id(run._asdict())
             known = self._known.get(rid)
             if rid in self._trials or known is not None:
@@ -521,7 +687,7 @@ class OptunaSearch(Search):
 
     def __repr__(self) -> str:
         metric = self.metric if len(self.objectives) == 1 else [name for name, _ in self.objectives]
-        return f"OptunaSearch({len(self.space)} parameters, n_runs={self.n_runs}, metric={metric!r})"
+        return f"OptunaSearch({self._space.describe()}, n_runs={self.n_runs}, metric={metric!r})"
 
 
 # Optuna's samplers by the short names other tools give them, for the message that refuses a name.
@@ -543,41 +709,6 @@ def _check_sampler(sampler: Any, optuna: Any) -> None:
         fix = "an Optuna sampler object, e.g. sampler=optuna.samplers.TPESampler(seed=0), or None for TPE"
     raise InvalidArgumentTypeError(
         f"sampler must be an Optuna sampler (an optuna.samplers.BaseSampler), got {sampler!r}; give {fix}."
-    )
-
-
-def _optuna_distribution(dimension: Dimension) -> Any:
-    """The Optuna distribution of a dimension: lists become categorical; scipy's uniform and
-    loguniform become floats (log for loguniform), randint becomes an int range."""
-    from optuna import distributions as od
-
-    if dimension.choices is not None:
-        bad = [c for c in dimension.choices if not isinstance(c, (bool, int, float, str, type(None)))]
-        if bad:
-            raise InvalidGridTypeError(
-                f"Parameter {dimension.name!r}: OptunaSearch can choose only None, bool, int, float or str "
-                f"values, not {bad[0]!r}; give those (e.g. a name to look the object up by)."
-            )
-        if isinstance(dimension.choices, range):  # evenly spaced ints: an ordered range for the sampler
-            ends = (dimension.choices[0], dimension.choices[-1])
-            return od.IntDistribution(min(ends), max(ends), step=abs(dimension.choices.step))
-        return od.CategoricalDistribution(dimension.choices)
-    if dimension.is_optuna:
-        return dimension.distribution
-    kind = getattr(getattr(dimension.distribution, "dist", None), "name", "")
-    interval = dimension.interval()
-    if interval is not None:
-        low, high, _ = interval
-        if kind == "randint":
-            return od.IntDistribution(int(low), int(high))
-        if kind in ("loguniform", "reciprocal"):
-            return od.FloatDistribution(low, high, log=True)
-        if kind == "uniform":
-            return od.FloatDistribution(low, high)
-    raise InvalidGridTypeError(
-        f"Parameter {dimension.name!r}: OptunaSearch takes lists, scipy's uniform, loguniform and randint, "
-        f"or Optuna distributions, not {describe(dimension.distribution)}; use RandomSearch for other "
-        "distributions."
     )
 
 

@@ -11,6 +11,10 @@ names, TensorBoard and JSON stay clean.
 Every distribution is drawn from once when the space is parsed, so bad bounds
 (``loguniform(0.1, 0.001)``, ``randint(5, 5)``) are refused before any run.
 
+A list of spaces is a union, as a list of grids is for :class:`~runmanager.RunBuilder`: a run
+comes from one of them, and a name that its space lacks is ``None`` in it
+(:func:`parse_spaces`, :func:`union_fields`, :func:`union_domain`).
+
 Nothing here imports scipy or Optuna: a distribution is recognised by what it does.
 """
 
@@ -24,7 +28,7 @@ from typing import Any
 from runmanager.errors import InvalidGridError, InvalidGridTypeError
 from runmanager.grid import check_param_name, python_scalar
 
-__all__ = ["Dimension", "describe", "parse_space"]
+__all__ = ["Dimension", "describe", "parse_space", "parse_spaces", "union_domain", "union_fields"]
 
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -251,3 +255,71 @@ def parse_space(space: Any, *, optuna: bool = False) -> dict[str, Dimension]:
                 f"distribution; give {what}, e.g. {name}=[{value!r}] or {name}=loguniform(1e-4, 1e-1)."
             )
     return dimensions
+
+
+def parse_spaces(space: Any, *, optuna: bool = False) -> list[dict[str, Dimension]]:
+    """Check a space or a list of spaces (a union) and return the dimensions of each.
+
+    Raises:
+        InvalidGridError: an empty list, or a bad space in it (see :func:`parse_space`).
+        InvalidGridTypeError: neither a mapping nor a list of mappings.
+
+    Examples:
+        >>> [list(dimensions) for dimensions in parse_spaces([{"units": [16, 32]}, {"depth": [1, 2]}])]
+        [['units'], ['depth']]
+    """
+    if isinstance(space, Mapping):
+        return [parse_space(space, optuna=optuna)]
+    if not isinstance(space, Sequence) or isinstance(space, (str, bytes)):
+        raise InvalidGridTypeError(
+            f"A search space must be a mapping of names to value lists or distributions, or a list of such "
+            f"mappings (a union), got {space!r}."
+        )
+    if not space:
+        raise InvalidGridError(
+            "The list of spaces is empty; give at least one mapping, e.g. [{'units': [16, 32]}, {'depth': [1, 2]}]."
+        )
+    for part in space:
+        if not isinstance(part, Mapping):
+            raise InvalidGridTypeError(
+                f"Each space in the list must be a mapping of names to value lists or distributions, got {part!r}."
+            )
+    return [parse_space(part, optuna=optuna) for part in space]
+
+
+def union_fields(spaces: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The names of a union of spaces, in the order they first appear (as a list of grids has them).
+
+    Examples:
+        >>> union_fields([{"model": 1, "units": 2}, {"model": 1, "depth": 3}])
+        ('model', 'units', 'depth')
+    """
+    return tuple(dict.fromkeys(name for space in spaces for name in space))
+
+
+def union_domain(dimensions: Sequence[Dimension]) -> tuple[str, Any] | None:
+    """The domain of one name over the spaces of a union that have it: the widest interval when
+    every one is an interval (integer when all are), every value in order when every one is a
+    list, else None (described by the values that ran).
+
+    Examples:
+        >>> union_domain([Dimension("units", choices=range(4, 9)), Dimension("units", choices=range(16, 33))])
+        ('interval', (4.0, 32.0, True))
+        >>> union_domain([Dimension("act", choices=("relu",)), Dimension("act", choices=("tanh", "relu"))])
+        ('discrete', ['relu', 'tanh'])
+    """
+    domains = [dimension.domain() for dimension in dimensions]
+    if not domains or any(domain is None for domain in domains):
+        return None
+    kinds = {kind for kind, _ in domains}  # type: ignore[misc]
+    if kinds == {"interval"}:
+        intervals = [spec for _, spec in domains]  # type: ignore[misc]
+        return ("interval", (min(low for low, _, _ in intervals), max(high for _, high, _ in intervals),
+                             all(integer for _, _, integer in intervals)))
+    if kinds == {"discrete"}:
+        values: dict[tuple[str, str], Any] = {}  # by type and repr: 1 and True, or lists, stay apart
+        for _, spec in domains:  # type: ignore[misc]
+            for value in spec:
+                values.setdefault((type(value).__name__, repr(value)), value)
+        return ("discrete", list(values.values()))
+    return None
