@@ -183,15 +183,22 @@ class OneSpace(StudySpace):
     def _allows_none(self, name: str) -> bool:
         return _outside(name, None, self.distributions[name]) is None
 
+    def _outside(self, given: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The first name of ``given`` whose value this space cannot draw, and why; None if all fit."""
+        for name, value in given.items():
+            if (why := _outside(name, value, self.distributions[name])) is not None:
+                return name, why
+        return None
+
     def enqueue(self, params: Mapping[str, Any]) -> dict[str, Any]:
         given = _absent_as_none(params, self.fields, self._allows_none)
         self._unknown(given, repr(dict(params)))
-        for name, value in given.items():
-            if (why := _outside(name, value, self.distributions[name])) is not None:
-                raise InvalidGridError(
-                    f"enqueue={dict(params)!r}: {why}; give a value the space can draw, or leave {name!r} out "
-                    "to have it drawn."
-                )
+        if (outside := self._outside(given)) is not None:
+            name, why = outside
+            raise InvalidGridError(
+                f"enqueue={dict(params)!r}: {why}; give a value the space can draw, or leave {name!r} out "
+                "to have it drawn."
+            )
         fitted = fit(given, {name: self.distributions[name] for name in given})
         assert isinstance(fitted, dict)
         return fitted
@@ -266,17 +273,20 @@ class UnionSpace(StudySpace):
 
     def enqueue(self, params: Mapping[str, Any]) -> dict[str, Any]:
         self._unknown({name: value for name, value in params.items() if value is not None}, repr(dict(params)))
-        problem = None
+        problems = []
         for index, part in enumerate(self.parts):
             given = _absent_as_none(params, part.fields, part._allows_none)
             if any(name not in part.fields for name in given):
                 continue
-            try:
+            outside = part._outside(given)
+            if outside is None:
                 return self._in_study(index, part.enqueue(given))
-            except InvalidGridError as exc:
-                problem = problem or exc
-        if problem is not None:
-            raise problem
+            problems.append(f"space {index + 1}: {outside[1]}")
+        if problems:
+            raise InvalidGridError(
+                f"enqueue={dict(params)!r} fits none of the {len(self.parts)} spaces that have its names "
+                f"({'; '.join(problems)}); give values one space can draw, or leave a name out to have it drawn."
+            )
         names = ", ".join(repr(name) for name, value in params.items() if value is not None)
         raise InvalidGridError(
             f"enqueue={dict(params)!r}: no one of the {len(self.parts)} spaces has all of {names}; give the "

@@ -308,6 +308,8 @@ def _axis_positions(values: Any, *, metric: bool = False) -> tuple[Any, list[tup
         if not metric and values.nunique() <= MAX_LEVELS:
             ticks = [(float((scale(v) - lo) / span), format_value("", float(v), param=True))
                      for v in sorted(numbers.dropna().unique())]
+        if not metric and values.isna().any():  # a run of a conditional space without this param
+            ticks.insert(0, (-0.05, "None"))
         return positions.fillna(-0.05), ticks
     labels = values.map(lambda v: str(_label(v)))
     distinct = sorted(labels.unique())

@@ -330,3 +330,27 @@ class SlurmJobManager(RunManager):
 
     def extra_columns(self):
         return {"slurm_job": os.environ.get("SLURM_JOB_ID", "")}
+
+
+def train_conditional(run, callbacks):
+    """A run of a conditional space: a ``dense`` model has ``units``, a ``deep`` one has ``depth``
+    (its width is 4 * depth) and ``units`` None; ``learning_rate`` as the run has it, else 0.05."""
+    params = run._asdict()
+    if params["model"] == "dense":
+        assert params.get("depth") is None, params
+        units = params["units"]
+    else:
+        assert params.get("units") is None, params
+        units = 4 * params["depth"]
+    x, y = data()
+    model = build_model(units, params.get("learning_rate") or 0.05)
+    model.fit(x, y, epochs=2, batch_size=32, validation_split=0.25, callbacks=callbacks, verbose=0)
+
+
+def conditional_space(trial):
+    """A define-by-run space: ``units`` only for a dense model, ``depth`` only for a deep one."""
+    model = trial.suggest_categorical("model", ["dense", "deep"])
+    learning_rate = trial.suggest_float("learning_rate", 0.01, 0.2, log=True)
+    if model == "dense":
+        return {"model": model, "learning_rate": learning_rate, "units": trial.suggest_int("units", 2, 32, log=True)}
+    return {"model": model, "learning_rate": learning_rate, "depth": trial.suggest_int("depth", 1, 4)}
