@@ -212,7 +212,7 @@ def test_show_aggregate_where_over_the_aggregated_columns_selects_configurations
     (["--aggregate", "--where", "repeat == 1 and runs == 2"], "names 'repeat', a column of the runs, and 'runs', a column of the aggregated table; a filter selects runs or configurations"),
     (["--aggregate", "--where", "nope > 1 and runs == 2"], "names 'nope', which is not a column"),
     (["--where", "lr * 2"], "gives float64 values, not true or false per row; compare it"),
-    (["--where", "optimizer < 1"], "cannot be evaluated over these columns"),
+    (["--where", "optimizer < 1"], "orders 'optimizer', which gives str values, against '1'"),
 ])
 def test_a_where_that_cannot_select_is_one_line_naming_the_columns(filtered, capsys, args, message):
     assert main(["show", str(filtered), *args]) == 2

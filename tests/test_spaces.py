@@ -142,8 +142,15 @@ def test_optuna_over_a_union_suggests_the_space_then_its_params_and_learns_from_
     pd.testing.assert_frame_equal(again[list(search.fields)], summary[list(search.fields)])
 
 
+#: What an earlier sweep of the conditional space learned, and a configuration to run first.
+KNOWN = {"warm_start": [{"model": "dense", "learning_rate": 0.1, "units": 16, "val_loss": 0.5},
+                        {"model": "deep", "learning_rate": 0.05, "depth": 2, "units": None, "val_loss": 0.6}],
+         "enqueue": [{"model": "deep", "depth": 3}]}
+
+
 def test_a_space_function_finds_its_fields_and_runs_each_branch_with_none_for_the_other(tmp_path):
-    search = OptunaSearch(training.conditional_space, 6, metric="val_loss", seed=0)
+    search = OptunaSearch(training.conditional_space, 6, metric="val_loss", seed=0, **KNOWN)
+    assert search.warm_started == 2
     assert set(search.fields) == {"model", "learning_rate", "units", "depth"} and search.fields[:2] == ("model", "learning_rate")
     assert search.space_fn is training.conditional_space and "conditional_space, 4 parameters" in repr(search)
     summary = RunManager(tmp_path / "a", verbose=0).sweep(training.train_conditional, search, seed=0)
@@ -152,13 +159,14 @@ def test_a_space_function_finds_its_fields_and_runs_each_branch_with_none_for_th
     assert len(dense) and len(deep)
     assert dense["depth"].isna().all() and dense["units"].between(2, 32).all()
     assert deep["units"].isna().all() and deep["depth"].between(1, 4).all()
+    assert summary["depth"][0] == 3 and 0.01 <= summary["learning_rate"][0] <= 0.2  # enqueued, its lr drawn
     # The names given as fields= set the columns' order.
     ordered = ["model", "units", "depth", "learning_rate"]
     named = OptunaSearch(training.conditional_space, 6, metric="val_loss", seed=0, fields=ordered)
     assert named.fields == tuple(ordered)
-    # Seeded and asked in the same order, worker processes run the same configurations.
+    # Seeded, warm started and asked in the same order, worker processes run the same configurations.
     parallel = RunManager(tmp_path / "b", verbose=0).sweep(
-        training.train_conditional, OptunaSearch(training.conditional_space, 6, metric="val_loss", seed=0),
+        training.train_conditional, OptunaSearch(training.conditional_space, 6, metric="val_loss", seed=0, **KNOWN),
         seed=0, executor="processes", workers=2)
     assert sorted(rows(parallel, search.fields), key=str) == sorted(rows(summary, search.fields), key=str)
 
