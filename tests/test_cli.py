@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import pytest
 import training
+from test_significance import holm_by_hand
 
 from runmanager import RunManager, aggregate, load_summary
 from runmanager.cli import main
@@ -220,15 +221,6 @@ def test_a_where_that_cannot_select_is_one_line_naming_the_columns(filtered, cap
     assert out == "" and err.count("\n") == 1 and err.startswith("runmanager: error: --where: The filter ")
     assert message in err and "Columns: run, lr, units, optimizer, repeat, status, epochs, loss, val_accuracy" in err
     assert ("runs, completed, loss_mean" in err) is ("--aggregate" in args)
-
-
-def holm_by_hand(raw):
-    names = sorted(raw, key=lambda name: raw[name])
-    corrected, running = {}, 0.0
-    for i, name in enumerate(names):
-        running = max(running, (len(names) - i) * raw[name])
-        corrected[name] = min(running, 1.0)
-    return corrected
 
 
 def test_compare_in_a_real_process_prints_one_row_per_pair_and_refuses_bad_input_in_one_line(filtered):
