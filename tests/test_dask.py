@@ -213,15 +213,18 @@ def test_ctrl_c_cancels_the_tasks_records_their_runs_interrupted_and_frees_the_w
     client.wait_for_workers(2, timeout=120)  # both runs start, one on each worker
     m = RunManager(tmp_path, verbose=0, sinks=[CtrlC(epoch=2)])
     with pytest.raises(KeyboardInterrupt):
-        m.sweep(train_paused, {"units": [4, 8], "num_epochs": [200], "pause": [0.05]}, executor=DaskExecutor(client))
+        m.sweep(train_paused, {"units": [4, 8], "num_epochs": [2000], "pause": [0.05]}, executor=DaskExecutor(client))
     summary = load_summary(tmp_path)
     assert summary["status"].tolist() == ["interrupted", "interrupted"]
     assert set(summary["error"]) == {"KeyboardInterrupt"}
+    # Each run had at least 100 s of epochs left (2000 x 0.05 s): the workers free within 30 s only
+    # because a cancelled run stops at its next epoch. (Run 2 may be far ahead of run 1, whose
+    # worker, a replacement of a killed one, imported Keras first.)
     deadline = time.monotonic() + 30
-    while any(client.processing().values()):  # a cancelled run stops at its next epoch
+    while any(client.processing().values()):
         assert time.monotonic() < deadline, client.processing()
         time.sleep(0.1)
-    assert load_results(tmp_path).groupby("run").size().max() < 50
+    assert load_results(tmp_path).groupby("run").size().max() < 600
 
 
 def test_a_pruner_in_the_driver_stops_runs_on_dask_workers_as_worked_by_hand(tmp_path, client):

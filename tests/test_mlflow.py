@@ -404,6 +404,26 @@ def test_mlflow_down_never_stalls_the_sweep_warns_once_then_the_upload_and_a_res
     assert_points_are_the_results(client, children, log_dir)
 
 
+def test_mlflow_that_fails_only_after_the_last_run_is_still_said_once_and_journaled(tmp_path):
+    """A server that takes the connection but never answers: the first call fails at its timeout
+    (5 s), after the sweep's runs have all ended, while the sink waits at the sweep's end."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel accepts the connections; nothing reads or answers them
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        log_dir = tmp_path / "silent"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = RunManager(log_dir, verbose=0, sinks=[MLflowSink(address, "silent")])
+            m.sweep(crafted, {"x": [1, 2, 3]})
+            m.close()
+    ours = [w for w in caught if "MLflow" in str(w.message)]
+    assert len(ours) == 1 and address in str(ours[0].message), [str(w.message) for w in caught]
+    failed = [e for e in read_journal(log_dir / JOURNAL_NAME) if e["type"] == "sink_state"]
+    assert [e["key"] for e in failed] == ["failed"]
+    assert load_summary(log_dir)["status"].tolist() == ["completed"] * 3
+
+
 def test_a_sweep_begun_with_mlflow_down_and_resumed_with_it_up_sends_everything(uri, experiment, tmp_path):
     """The resumed run's epochs from before the interrupt (kept by its checkpoint) go up too."""
     INTERRUPTED.clear()

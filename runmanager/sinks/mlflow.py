@@ -588,8 +588,9 @@ class MLflowSink(Sink):
         else:
             artifacts, best = [], None
         self._submit(mirror.sweep_ended, reason, artifacts, best)
+        self._wait()
+        self._journal()  # an error that came after the last event is said here, before the mirror goes
         self._release()
-        self._journal()
 
     def _release(self) -> None:
         """Wait for what is queued; the next sweep (or run by hand) opens the MLflow side again."""
