@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from process_groups import end_group
+
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 
@@ -160,14 +162,7 @@ class SlurmCluster:
             while self.jobs() and time.monotonic() < deadline:
                 time.sleep(0.2)
         for proc in reversed(self.procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            end_group(proc, grace=15)
         if self.munged is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.munged, signal.SIGTERM)

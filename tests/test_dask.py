@@ -22,6 +22,7 @@ import pytest
 import test_pruning
 import training
 from distributed import Client, LocalCluster
+from process_groups import end_group
 
 from runmanager import (
     InvalidArgumentError,
@@ -345,12 +346,7 @@ def test_a_worker_started_apart_imports_the_drivers_script_and_sends_checkpoints
         assert done.returncode == 0, done.stderr[-3000:] + worker_log.read_text(errors="replace")[-3000:]
     finally:
         for process in reversed(processes):
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            end_group(process, grace=10)
     assert f"dask: using the cluster at {address} (1 worker; 1 run at once)" in done.stdout
     assert re.search(r"run 2: its Dask worker tcp://\S+ died or left the cluster; running it again from its "
                      r"checkpoint after epoch 4 \(retry 1 of 2\)", done.stdout)

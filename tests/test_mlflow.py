@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import training
 from mlflow import MlflowClient
+from process_groups import end_group
 
 from runmanager import (
     InvalidArgumentError,
@@ -538,11 +539,7 @@ def server(tmp_path_factory):
                 time.sleep(0.3)
         yield address
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        end_group(process, grace=30)
         log.close()
 
 

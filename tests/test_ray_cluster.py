@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import training
+from process_groups import end_group
 
 from runmanager import RunManager
 from runmanager.errors import InvalidArgumentError, InvalidArgumentTypeError, RunManagerError, SweepError
@@ -50,26 +50,6 @@ def _free_ports(count: int) -> list[int]:
 
 def _free_port() -> int:
     return _free_ports(1)[0]
-
-
-def end_group(proc: subprocess.Popen, grace: float = 3) -> None:
-    """End the process group of ``proc`` (a ``ray start --block`` node in a session of its own) and
-    nothing else: SIGTERM, then SIGKILL to what is left after ``grace`` s (0: SIGKILL at once).
-
-    SIGTERM ends the GCS and raylet at once, but ``ray start --block`` itself then "drains" for
-    30 s: the others get a moment to shut down cleanly, then what is left is killed."""
-    try:
-        if grace:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                pass
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    proc.wait(timeout=20)
 
 
 def _reset_auth() -> None:
